@@ -1,0 +1,143 @@
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin, UserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+account_id_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{2,29}$",
+    _("3 to 30 characters: letters, digits, '.', '_' or '-', starting with a letter or digit."),
+)
+
+
+class AccountManager(UserManager):
+    def get_by_natural_key(self, username):
+        return self.get(account_id__iexact=username)
+
+    def _create_user(self, account_id, email, password, **extra_fields):
+        user = self.model(account_id=account_id, email=self.normalize_email(email), **extra_fields)
+        user.password = ""
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, account_id, email=None, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(account_id, email, password, **extra_fields)
+
+    def create_superuser(self, account_id, email=None, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        extra_fields.setdefault("email_confirmed_at", timezone.now())
+        return self._create_user(account_id, email, password, **extra_fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A customer account (or a staff member). One login per account.
+
+    The account ID is the login name, chosen at sign-up and never changed (ACC-8): no form or
+    admin page exposes it for editing. ``credit_balance`` is the cached sum of the account's
+    ledger entries; only ``billing.services`` writes it, under a row lock (see DESIGN.md, Money).
+    """
+
+    class Kind(models.TextChoices):
+        INDIVIDUAL = "individual", _("Individual")
+        COMPANY = "company", _("Company")
+
+    account_id = models.CharField(
+        _("account ID"),
+        max_length=30,
+        unique=True,
+        validators=[account_id_validator],
+        help_text=_("Your login. It can never be changed."),
+    )
+    email = models.EmailField(_("email"))
+    first_name = models.CharField(_("first name"), max_length=150, blank=True)
+    last_name = models.CharField(_("last name"), max_length=150, blank=True)
+    kind = models.CharField(_("account type"), max_length=12, choices=Kind.choices, blank=True)
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    vat_number = models.CharField(_("VAT number"), max_length=32, blank=True)
+    address_line1 = models.CharField(_("address"), max_length=200, blank=True)
+    address_line2 = models.CharField(_("address (line 2)"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True, default="FR")
+    mobile = PhoneNumberField(_("mobile"), blank=True)
+    mobile_certified_at = models.DateTimeField(_("mobile certified at"), null=True, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="Europe/Paris")
+    language = models.CharField(_("language"), max_length=8, default="fr")
+    default_region = models.CharField(
+        _("default country for national numbers"),
+        max_length=2,
+        default="FR",
+        help_text=_("National numbers such as 06 12 34 56 78 are read as numbers of this country."),
+    )
+    email_confirmed_at = models.DateTimeField(_("email confirmed at"), null=True, blank=True)
+    consent_at = models.DateTimeField(_("anti-spam rules accepted at"), null=True, blank=True)
+    credit_balance = models.DecimalField(_("credit balance"), max_digits=14, decimal_places=3, default=Decimal("0"))
+    credit_alert_threshold = models.DecimalField(
+        _("credit alert threshold"),
+        max_digits=14,
+        decimal_places=3,
+        default=Decimal("0"),
+        help_text=_("Email me once when my balance falls to or below this. 0 turns the alert off."),
+    )
+    credit_alert_armed = models.BooleanField(default=True)
+    blocked_at = models.DateTimeField(_("blocked at"), null=True, blank=True)
+    is_staff = models.BooleanField(_("staff status"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+
+    objects = AccountManager()
+
+    USERNAME_FIELD = "account_id"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        constraints = [
+            # Login is case-insensitive: "Acme" and "acme" are the same account.
+            models.UniqueConstraint(Lower("account_id"), name="accounts_user_account_id_ci_unique"),
+            # The ledger can never overdraw an account (DESIGN.md, Money).
+            models.CheckConstraint(
+                condition=models.Q(credit_balance__gte=0), name="accounts_user_credit_balance_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credit_alert_threshold__gte=0), name="accounts_user_alert_threshold_non_negative"
+            ),
+        ]
+        indexes = [
+            # Password reset and staff search by email.
+            models.Index(Lower("email"), name="accounts_user_email_ci_idx"),
+        ]
+
+    def __str__(self):
+        return self.account_id
+
+    def get_full_name(self):
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def get_short_name(self):
+        return self.first_name or self.account_id
+
+    @property
+    def is_email_confirmed(self) -> bool:
+        return self.email_confirmed_at is not None
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.blocked_at is not None
+
+    @property
+    def is_mobile_certified(self) -> bool:
+        return self.mobile_certified_at is not None
+
+    def can_send(self) -> bool:
+        return self.is_active and self.is_email_confirmed and not self.is_blocked
