@@ -1,0 +1,104 @@
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+
+class Contact(models.Model):
+    """A person in an account's address book (ADR-1). ``mobile`` is E.164, ``region`` its ISO
+    region as libphonenumber sees it (the pricing destination)."""
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
+    mobile = models.CharField(_("mobile"), max_length=16)
+    region = models.CharField(_("country"), max_length=2, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    groups = models.ManyToManyField("Group", through="Membership", related_name="contacts", blank=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        indexes = [
+            # Contact list: an account's contacts, newest first, keyset-paginated on id.
+            models.Index(fields=["account", "-id"], name="addressbook_contact_list_idx"),
+            # Lookups by number: search, duplicates page, import upserts, blacklist flags.
+            models.Index(fields=["account", "mobile"], name="addressbook_contact_phone_idx"),
+        ]
+
+    def __str__(self):
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name} ({self.mobile})" if name else self.mobile
+
+    def personalisation_fields(self) -> dict[str, str]:
+        """Values for ``$nom``, ``$prenom``, ``$email``, ``$societe`` (SND-6)."""
+        return {"nom": self.last_name, "prenom": self.first_name, "email": self.email, "societe": self.company}
+
+
+class Group(models.Model):
+    """A named set of contacts (ADR-2). Deleting a group keeps its contacts."""
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_groups")
+    name = models.CharField(_("name"), max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("group")
+        verbose_name_plural = _("groups")
+        ordering = ["name"]
+        constraints = [
+            # One group per name per account; imports "create or fill" a group by name.
+            models.UniqueConstraint("account", Lower("name"), name="addressbook_group_name_ci_unique"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            # Adding a contact twice to a group is a no-op (bulk adds use ignore_conflicts).
+            models.UniqueConstraint(fields=["group", "contact"], name="addressbook_membership_unique"),
+        ]
+        indexes = [
+            # A contact's groups (contact page, merge of duplicates).
+            models.Index(fields=["contact", "group"], name="addressbook_membership_c_g_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} in {self.group_id}"
+
+
+class BlacklistEntry(models.Model):
+    """A number that must never receive SMS from this account (ADR-4, SND-9)."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", _("Added by hand")
+        IMPORT = "import", _("Imported")
+        STOP = "stop", _("STOP reply")
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blacklist")
+    number = models.CharField(_("number"), max_length=16)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("blacklisted number")
+        verbose_name_plural = _("blacklist")
+        constraints = [
+            # One row per number per account; the fan-out and STOP handling upsert on it.
+            models.UniqueConstraint(fields=["account", "number"], name="addressbook_blacklist_unique"),
+            models.CheckConstraint(
+                condition=models.Q(source__in=["manual", "import", "stop"]), name="addressbook_blacklist_source_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.number

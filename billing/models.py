@@ -56,3 +56,34 @@ class LedgerEntry(models.Model):
 
     def __str__(self):
         return f"{self.account_id} {self.kind} {self.amount:+}"
+
+
+class Rate(models.Model):
+    """Credits per message part for a message type and destination (BIL-2).
+
+    ``region`` is the ISO region of the number as libphonenumber sees it (``MQ`` for
+    Martinique, not ``FR``), so overseas departments are their own destinations.
+    """
+
+    class Kind(models.TextChoices):
+        SMS = "sms", _("Pro SMS")
+        VOICE = "voice", _("Voice SMS")
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    region = models.CharField(_("country"), max_length=2)
+    country_name = models.CharField(max_length=100, blank=True)
+    calling_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    credits_per_part = models.DecimalField(max_digits=8, decimal_places=3)
+
+    class Meta:
+        verbose_name = _("rate")
+        verbose_name_plural = _("rate card")
+        ordering = ["country_name", "kind"]
+        constraints = [
+            # Pricing looks a destination up by (type, region): one rate each.
+            models.UniqueConstraint(fields=["kind", "region"], name="billing_rate_kind_region_unique"),
+            models.CheckConstraint(condition=models.Q(credits_per_part__gt=0), name="billing_rate_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.region}: {self.credits_per_part}"
