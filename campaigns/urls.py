@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .urls_pipeline import urlpatterns as pipeline_urlpatterns
 
 app_name = "campaigns"
 
@@ -8,3 +9,5 @@ urlpatterns = [
     path("new/", views.new, name="new"),
     path("sent/", views.sent, name="sent"),
 ]
+
+urlpatterns += pipeline_urlpatterns

@@ -103,3 +103,32 @@ def browser_login(live_server, page, password):
         return page
 
     return login
+
+
+def _service_missing(reason: str):
+    """Skip on the zero-setup default; fail when the run requires the real services (CI)."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (REQUIRE_SERVICES=1: this test must run here)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def require_postgres(settings):
+    """For tests that need PostgreSQL (real concurrent transactions, COPY)."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        _service_missing("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def redis_url(settings):
+    """A reachable Redis URL (the broker's), for real Celery workers and shared rate caps."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis://"):
+        _service_missing("needs Redis: set CELERY_BROKER_URL=redis://...")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {url} is configured but unreachable: {exc}")
+    return url
