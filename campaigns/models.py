@@ -121,6 +121,10 @@ class Message(models.Model):
     carrier_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL until submitted
     error = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Exactly-once submission: a batch claims its messages (QUEUED -> SUBMITTING) with a token;
+    # only the holder records their results, and housekeeping re-queues claims older than a lease.
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     status_at = models.DateTimeField(null=True, blank=True)
@@ -145,6 +149,10 @@ class Message(models.Model):
             models.Index(fields=["campaign", "status", "id"], name="campaigns_message_report_idx"),
             # Reply matching: the last message an account sent to a number.
             models.Index(fields=["account", "phone", "-id"], name="campaigns_message_reply_idx"),
+            # Reply matching across accounts: the last message a gateway sent to a number.
+            models.Index(fields=["gateway", "phone", "-id"], name="campaigns_message_gw_phone_idx"),
+            # Housekeeping: claims left by a dead worker (SUBMITTING past the lease).
+            models.Index(fields=["claimed_at"], condition=models.Q(status=20), name="campaigns_message_claimed_idx"),
         ]
 
     def __str__(self):
@@ -202,3 +210,70 @@ class Inbound(models.Model):
 
     def __str__(self):
         return f"{self.sender}: {self.text[:40]}"
+
+
+class PartReceipt(models.Model):
+    """The last status a carrier reported for one part of a multi-part message.
+
+    Per-part receipts fold into the message's single status (all parts received -> received;
+    some received, the others failed -> partially received); see ``campaigns.receipts``.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    part = models.PositiveSmallIntegerField()
+    status = models.PositiveSmallIntegerField(choices=Message.Status.choices)
+
+    class Meta:
+        constraints = [
+            # One row per part; receipts upsert it forward-only.
+            models.UniqueConstraint(fields=["message", "part"], name="campaigns_partreceipt_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.message_id}#{self.part} {self.status}"
+
+
+class PendingReceipt(models.Model):
+    """A receipt that arrived before its message's carrier id was recorded (the carrier's
+    receipt overtook its own submit response). Re-applied when the carrier id is recorded."""
+
+    gateway = models.CharField(max_length=32)
+    carrier_id = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(choices=Message.Status.choices)
+    part = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+    at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # Recording carrier ids looks up the receipts waiting for them.
+            models.Index(fields=["gateway", "carrier_id"], name="campaigns_pendingreceipt_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway}:{self.carrier_id} {self.status}"
+
+
+class GatewayHealth(models.Model):
+    """Per-gateway counters shown in the admin (ADM-1): last submit, errors. Updated once per batch."""
+
+    alias = models.CharField(max_length=32, unique=True)
+    last_submit_at = models.DateTimeField(null=True, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    submitted = models.PositiveBigIntegerField(default=0)
+    rejected = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("gateway health")
+        verbose_name_plural = _("gateway health")
+
+    def __str__(self):
+        return self.alias
+
+    @property
+    def error_rate(self) -> float:
+        total = self.submitted + self.rejected + self.errors
+        return (self.rejected + self.errors) / total if total else 0.0

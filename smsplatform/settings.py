@@ -210,7 +210,10 @@ HEARTBEAT_MAX_AGE = timedelta(seconds=env.int("HEARTBEAT_MAX_AGE", default=60))
 SMS_GATEWAYS = (
     json.loads(os.environ["SMS_GATEWAYS"])
     if os.environ.get("SMS_GATEWAYS")
-    else {"default": {"BACKEND": "campaigns.gateways.console.Gateway", "OPTIONS": {}}}
+    else {
+        # The simulator is the demo carrier (outcomes by last digit: README, "The SMS simulator").
+        "default": {"BACKEND": "campaigns.gateways.simulator.Gateway", "OPTIONS": {"DELAY": 2, "RATE": 50}},
+    }
 )
 
 # --- Business settings ----------------------------------------------------------------------
@@ -243,3 +246,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# --- Sending pipeline (campaigns/pipeline.py, campaigns/tasks.py) ---------------------------------
+CELERY_BEAT_SCHEDULE["dispatch-due-campaigns"] = {
+    "task": "campaigns.tasks.dispatch_due_campaigns",
+    "schedule": schedule(timedelta(seconds=2)),
+}
+CELERY_BEAT_SCHEDULE["requeue-stale-claims"] = {
+    "task": "campaigns.tasks.requeue_stale_claims",
+    "schedule": schedule(timedelta(seconds=30)),
+}
+# A submit claim older than this without a carrier id is re-queued (must exceed the task time limit).
+SMS_SUBMIT_LEASE_SECONDS = env.int("SMS_SUBMIT_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+# Carriers posting receipts/replies sign the raw body with this secret (README, "Carrier callbacks").
+SMS_CALLBACK_SECRET = env("SMS_CALLBACK_SECRET", default="" if not DEBUG else "development-callback-secret")
+SMS_CALLBACK_MAX_AGE = 300

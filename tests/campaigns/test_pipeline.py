@@ -1,0 +1,251 @@
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from addressbook.models import BlacklistEntry, Contact, Group, Membership
+from billing.models import LedgerEntry
+from campaigns import pipeline, tasks
+from campaigns.gateways import TemporaryGatewayError, locmem
+from campaigns.models import Campaign, Message
+
+from .pipeline_support import fr, fund, make_campaign, make_rates
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def rates(db):
+    make_rates()
+    make_rates("voice", FR="5.000")
+
+
+def dispatch():
+    tasks.dispatch_due_campaigns()
+
+
+def test_expansion_dedupes_drops_blacklist_personalises_prices_and_debits(user):
+    fund(user, "100")
+    group = Group.objects.create(account=user, name="VIP")
+    alice = Contact.objects.create(account=user, mobile=fr(1), region="FR", first_name="Alice")
+    bob = Contact.objects.create(account=user, mobile="+447911123456", region="GB", first_name="Bob")
+    Membership.objects.create(group=group, contact=alice)  # alice twice: contact + group
+    Membership.objects.create(group=group, contact=bob)
+    BlacklistEntry.objects.create(account=user, number=fr(3))
+    campaign = make_campaign(
+        user, numbers=[fr(1), fr(2), fr(3), "+596696123456"], contacts=[alice], groups=[group], text="Bonjour $prenom"
+    )
+
+    dispatch()
+
+    campaign.refresh_from_db()
+    rows = {m.phone: m for m in Message.objects.filter(campaign=campaign)}
+    assert set(rows) == {fr(1), fr(2), "+447911123456", "+596696123456"}
+    assert rows[fr(1)].text == "Bonjour Alice"
+    assert rows[fr(2)].text == "Bonjour "
+    assert rows["+447911123456"].credits == Decimal("2.000")
+    assert rows["+596696123456"].credits == Decimal("3.000")
+    assert (campaign.duplicates_count, campaign.blacklisted_count, campaign.recipients_count) == (2, 1, 4)
+    assert campaign.credits_debited == Decimal("7.000")
+    assert LedgerEntry.objects.get(account=user, kind="send").amount == Decimal("-7.000")
+    assert campaign.status == Campaign.Status.DONE
+    assert {m.to for m in locmem.outbox} == set(rows)
+    assert all(m.status == Message.Status.SENT and m.carrier_id for m in Message.objects.filter(campaign=campaign))
+
+
+def test_uncovered_destination_is_invalid_and_not_charged(user):
+    fund(user, "10")
+    campaign = make_campaign(user, numbers=[fr(1), "+12025550123"])
+    dispatch()
+    us = Message.objects.get(campaign=campaign, phone="+12025550123")
+    assert us.status == Message.Status.INVALID and us.credits == 0 and "US" in us.error
+    assert LedgerEntry.objects.get(kind="send").amount == Decimal("-1.000")
+    assert [m.to for m in locmem.outbox] == [fr(1)]
+
+
+def test_insufficient_balance_fails_clearly_debits_nothing_and_emails(user, django_capture_on_commit_callbacks):
+    fund(user, "1")
+    campaign = make_campaign(user, numbers=[fr(1), fr(2)])
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.FAILED
+    assert "Insufficient credits" in campaign.failure_reason
+    assert not Message.objects.filter(campaign=campaign).exists()
+    assert not LedgerEntry.objects.filter(kind="send").exists()
+    user.refresh_from_db()
+    assert user.credit_balance == Decimal("1.000")
+    assert len(mail.outbox) == 1 and user.email in mail.outbox[0].to
+
+
+def test_future_and_blocked_campaigns_do_not_leave_until_due_and_unblocked(user, other_user):
+    fund(user)
+    fund(other_user)
+    later = make_campaign(user, numbers=[fr(1)], scheduled_at=timezone.now() + timezone.timedelta(hours=1))
+    other_user.blocked_at = timezone.now()
+    other_user.save(update_fields=["blocked_at"])
+    blocked = make_campaign(other_user, numbers=[fr(2)])
+    dispatch()
+    later.refresh_from_db()
+    blocked.refresh_from_db()
+    assert later.status == blocked.status == Campaign.Status.SCHEDULED
+    other_user.blocked_at = None
+    other_user.save(update_fields=["blocked_at"])
+    dispatch()
+    blocked.refresh_from_db()
+    assert blocked.status == Campaign.Status.DONE
+
+
+def test_rejected_messages_are_refunded_once(user, settings):
+    settings.SMS_GATEWAYS = {
+        "default": {"BACKEND": "campaigns.gateways.locmem.Gateway", "OPTIONS": {"REJECT": [fr(2)]}}
+    }
+    fund(user, "10")
+    campaign = make_campaign(user, numbers=[fr(1), fr(2)])
+    dispatch()
+    rejected = Message.objects.get(campaign=campaign, phone=fr(2))
+    assert rejected.status == Message.Status.REJECTED
+    refund = LedgerEntry.objects.get(kind="refund")
+    assert refund.amount == Decimal("1.000")
+    campaign.refresh_from_db()
+    assert campaign.credits_debited == Decimal("1.000")
+    user.refresh_from_db()
+    assert user.credit_balance == Decimal("9.000")
+    # Recording the same rejection again (a replayed result) refunds nothing more.
+    from campaigns.gateways import SendResult
+
+    pipeline.messages_record_results(
+        gateway_alias="default", results=[SendResult(ref=str(rejected.pk), accepted=False, error="x")]
+    )
+    assert LedgerEntry.objects.filter(kind="refund").count() == 1
+
+
+def test_batches_are_id_ranges_of_500(user):
+    fund(user, "2000")
+    campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 1201)], status="dispatching")
+    assert pipeline.campaign_expand(campaign_id=campaign.pk)
+    batches = list(pipeline.campaign_batches(campaign_id=campaign.pk))
+    assert [Message.objects.filter(id__range=b).count() for b in batches] == [500, 500, 200]
+
+
+def test_submit_claims_once_so_a_redelivered_task_sends_nothing_twice(user):
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(1), fr(2)], status="dispatching")
+    pipeline.campaign_expand(campaign_id=campaign.pk)
+    first, last = next(pipeline.campaign_batches(campaign_id=campaign.pk))
+    assert pipeline.messages_submit(campaign_id=campaign.pk, first_id=first, last_id=last) == 2
+    assert pipeline.messages_submit(campaign_id=campaign.pk, first_id=first, last_id=last) == 0
+    assert len(locmem.outbox) == 2
+
+
+def test_stale_claims_are_requeued_and_resubmitted_exactly_once(user, settings):
+    settings.SMS_SUBMIT_LEASE_SECONDS = 60
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(1), fr(2)], status="dispatching")
+    pipeline.campaign_expand(campaign_id=campaign.pk)
+    first, last = next(pipeline.campaign_batches(campaign_id=campaign.pk))
+    # A worker claimed the batch and died before recording anything.
+    import uuid
+
+    pipeline.messages_claim(campaign_id=campaign.pk, first_id=first, last_id=last, token=uuid.uuid4())
+    assert pipeline.messages_requeue_stale() == []  # still within the lease
+    ranges = pipeline.messages_requeue_stale(now=timezone.now() + timezone.timedelta(seconds=61))
+    assert ranges == [(campaign.pk, first, last)]
+    tasks.submit_batch(*ranges[0])
+    assert sorted(m.to for m in locmem.outbox) == [fr(1), fr(2)]
+    assert Message.objects.filter(campaign=campaign, status=Message.Status.SENT).count() == 2
+
+
+@pytest.fixture
+def eager_retries():
+    """Eager tasks re-run a retry in place only when exceptions do not propagate (Celery's apply)."""
+    from smsplatform.celery import app
+
+    app.conf.task_eager_propagates = False
+    yield
+    app.conf.task_eager_propagates = True
+
+
+class FlakyGateway(locmem.Gateway):
+    calls = 0
+
+    def send_messages(self, messages):
+        type(self).calls += 1
+        if type(self).calls <= 2:
+            raise TemporaryGatewayError("carrier throttled")
+        return super().send_messages(messages)
+
+
+def test_transient_errors_retry_with_backoff_then_send(user, settings, eager_retries):
+    settings.SMS_GATEWAYS = {"default": {"BACKEND": f"{__name__}.FlakyGateway", "OPTIONS": {}}}
+    FlakyGateway.calls = 0
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(1)])
+    dispatch()
+    assert FlakyGateway.calls == 3
+    assert Message.objects.get(campaign=campaign).status == Message.Status.SENT
+    assert Message.objects.get(campaign=campaign).attempts == 3
+    assert len(locmem.outbox) == 1
+    assert [tasks.retry_countdown(n) for n in range(10)] == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+
+
+def test_retries_exhausted_fail_and_refund(user, settings, eager_retries):
+    settings.SMS_GATEWAYS = {"default": {"BACKEND": f"{__name__}.FlakyGateway", "OPTIONS": {}}}
+    FlakyGateway.calls = -100
+    fund(user, "10")
+    campaign = make_campaign(user, numbers=[fr(1)])
+    dispatch()
+    message = Message.objects.get(campaign=campaign)
+    assert message.status == Message.Status.OPERATOR_TEMPORARY
+    assert FlakyGateway.calls == -100 + tasks.SUBMIT_MAX_RETRIES + 1
+    assert LedgerEntry.objects.get(kind="refund").amount == Decimal("1.000")
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DONE
+
+
+def test_voice_refused_clearly_by_a_gateway_without_voice(user, settings):
+    settings.SMS_GATEWAYS = {
+        "default": {"BACKEND": "campaigns.gateways.locmem.Gateway", "OPTIONS": {"SUPPORTS_VOICE": False}}
+    }
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(1)], kind="voice")
+    dispatch()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.FAILED
+    assert "cannot send voice" in campaign.failure_reason
+    assert not LedgerEntry.objects.filter(kind="send").exists()
+
+
+def test_voice_goes_through_the_same_pipeline(user):
+    fund(user)
+    make_campaign(user, numbers=[fr(1)], kind="voice")
+    dispatch()
+    assert [m.kind for m in locmem.outbox] == ["voice"]
+    assert LedgerEntry.objects.get(kind="send").amount == Decimal("-5.000")
+
+
+def test_dispatch_query_count_does_not_grow_with_recipients(user, django_assert_max_num_queries):
+    fund(user, "5000")
+    contacts = Contact.objects.bulk_create(
+        [Contact(account=user, mobile=fr(i), region="FR", first_name=f"C{i}") for i in range(1, 301)]
+    )
+    make_campaign(user, contacts=contacts, numbers=[fr(i) for i in range(301, 601)], text="Hi $prenom")
+    # Per gateway call of 100 messages a handful of queries; a query per recipient would be 600+.
+    with django_assert_max_num_queries(90):
+        dispatch()
+    assert len(locmem.outbox) == 600
+
+
+def test_error_numbers_are_deleted_from_the_address_book_of_that_account_only(user, other_user, settings):
+    settings.SMS_GATEWAYS = {
+        "default": {"BACKEND": "campaigns.gateways.locmem.Gateway", "OPTIONS": {"REJECT": [fr(2)]}}
+    }
+    fund(user)
+    mine = [Contact.objects.create(account=user, mobile=fr(i), region="FR") for i in (1, 2)]
+    theirs = Contact.objects.create(account=other_user, mobile=fr(2), region="FR")
+    campaign = make_campaign(user, contacts=mine)
+    dispatch()
+    assert pipeline.campaign_error_contacts_delete(campaign_id=campaign.pk, account_id=user.pk) == 1
+    assert list(Contact.objects.filter(account=user).values_list("mobile", flat=True)) == [fr(1)]
+    assert Contact.objects.filter(pk=theirs.pk).exists()
