@@ -36,7 +36,7 @@ from decimal import Decimal
 import phonenumbers
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -193,32 +193,21 @@ def _expand_into_messages(campaign: Campaign, alias: str) -> bool:
                 seen.add(row[0])
                 fresh.append(row)
         banned = blacklisted_numbers(account_id=campaign.account_id, numbers=[r[0] for r in fresh])
-        messages = []
+        rows = []
         for phone, region, fields in fresh:
             if phone in banned:
                 blacklisted += 1
                 continue
             text = personalise(campaign.text, fields or {}) if personalised else campaign.text
             parts = max(analyze(text).parts, 1) if personalised else plain_parts
-            message = Message(
-                campaign_id=campaign.pk,
-                account_id=campaign.account_id,
-                phone=phone,
-                region=region,
-                text=text,
-                parts=parts,
-                gateway=alias,
-                credits=Decimal(0),
-            )
             try:
-                message.credits = rates.price(region=region, parts=parts)
+                credits, status, error = rates.price(region=region, parts=parts), Message.Status.QUEUED, ""
             except UncoveredDestination as exc:
-                message.status = Message.Status.INVALID
-                message.error = str(exc)[:255]
-            total += message.credits
-            messages.append(message)
-        recipients += len(messages)
-        Message.objects.bulk_create(messages, batch_size=EXPAND_CHUNK)
+                credits, status, error = Decimal(0), Message.Status.INVALID, str(exc)[:255]
+            total += credits
+            rows.append((phone, region, text, parts, credits, status, error))
+        recipients += len(rows)
+        _insert_messages(campaign, alias, rows)
     if total > 0:
         ledger_post(
             account_id=campaign.account_id,
@@ -236,6 +225,44 @@ def _expand_into_messages(campaign: Campaign, alias: str) -> bool:
         completed_at=None if recipients else timezone.now(),
     )
     return recipients > 0
+
+
+_COPY_COLUMNS = (
+    "campaign_id, account_id, phone, region, text, parts, credits, status, error, gateway, attempts, created_at"
+)
+
+
+def _insert_messages(campaign: Campaign, alias: str, rows: list[tuple]) -> None:
+    """Bulk-insert ``(phone, region, text, parts, credits, status, error)`` rows: COPY on
+    PostgreSQL (about 6x ``bulk_create``, PERF.md), ``bulk_create`` elsewhere."""
+    if not rows:
+        return
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        head = (campaign.pk, campaign.account_id)
+        tail = (alias, 0, now)
+        with connection.cursor() as cursor, cursor.copy(f"COPY campaigns_message ({_COPY_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(head + row + tail)
+        return
+    Message.objects.bulk_create(
+        [
+            Message(
+                campaign_id=campaign.pk,
+                account_id=campaign.account_id,
+                phone=phone,
+                region=region,
+                text=text,
+                parts=parts,
+                credits=credits,
+                status=status,
+                error=error,
+                gateway=alias,
+            )
+            for phone, region, text, parts, credits, status, error in rows
+        ],
+        batch_size=1000,
+    )
 
 
 def _email_insufficient(campaign: Campaign, needed: Decimal) -> None:
