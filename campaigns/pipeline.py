@@ -41,7 +41,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from addressbook.models import Contact
+from addressbook.models import Contact, Membership
 from addressbook.services import blacklisted_numbers
 from billing.pricing import RateTable, UncoveredDestination
 from billing.services import InsufficientCredits, ledger_post
@@ -110,13 +110,16 @@ _RecipientRow = tuple[str, str, dict[str, str] | None]
 
 def _recipients(campaign: Campaign) -> Iterator[_RecipientRow]:
     """Every recipient of the campaign, contacts first (they personalise), duplicates included."""
+    # Walk the join tables to the contacts by primary key: a plan that stays linear at 1M.
     fields = ("mobile", "region", "last_name", "first_name", "email", "company")
-    contacts = Contact.objects.filter(account_id=campaign.account_id)
-    for queryset in (
-        contacts.filter(id__in=campaign.contacts.values("id")),
-        contacts.filter(groups__in=campaign.groups.values("id")),
-    ):
-        for mobile, region, last, first, email, company in queryset.values_list(*fields).iterator(chunk_size=5000):
+    direct = Campaign.contacts.through.objects.filter(campaign_id=campaign.pk)
+    grouped = Membership.objects.filter(
+        group_id__in=Campaign.groups.through.objects.filter(campaign_id=campaign.pk).values("group_id"),
+        contact__account_id=campaign.account_id,
+    )
+    for queryset in (direct, grouped):
+        rows = queryset.values_list(*(f"contact__{f}" for f in fields)).iterator(chunk_size=5000)
+        for mobile, region, last, first, email, company in rows:
             yield mobile, region, {"nom": last, "prenom": first, "email": email, "societe": company}
     for number in campaign.numbers:
         try:
@@ -370,19 +373,7 @@ def messages_record_results(*, gateway_alias: str, results: list[SendResult]) ->
     retry = [int(r.ref) for r in results if not r.accepted and r.retryable]
     with transaction.atomic():
         if accepted:
-            rows = [
-                Message(
-                    id=int(r.ref),
-                    carrier_id=normalize_carrier_id(r.carrier_id),
-                    status=Message.Status.SENT,
-                    submitted_at=now,
-                    status_at=now,
-                )
-                for r in accepted
-            ]
-            Message.objects.filter(carrier_id__isnull=True, status__lt=Message.Status.SENT).bulk_update(
-                rows, ["carrier_id", "status", "submitted_at", "status_at"]
-            )
+            _record_accepted(accepted, now)
         if retry:
             Message.objects.filter(id__in=retry, carrier_id__isnull=True, status=Message.Status.SUBMITTING).update(
                 status=Message.Status.QUEUED, claim_token=None, claimed_at=None
@@ -399,6 +390,32 @@ def messages_record_results(*, gateway_alias: str, results: list[SendResult]) ->
         pending_receipts_apply(
             gateway_alias=gateway_alias, carrier_ids=[normalize_carrier_id(r.carrier_id) for r in accepted]
         )
+
+
+def _record_accepted(accepted: list[SendResult], now) -> None:
+    """Carrier ids and ``SENT`` for messages that have none yet: one UPDATE ... FROM unnest on
+    PostgreSQL (``bulk_update``'s CASE WHEN costs more in Python than the query itself)."""
+    ids = [int(r.ref) for r in accepted]
+    carrier_ids = [normalize_carrier_id(r.carrier_id) for r in accepted]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE campaigns_message AS m
+                   SET carrier_id = v.carrier_id, status = %s, submitted_at = %s, status_at = %s
+                  FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, carrier_id)
+                 WHERE m.id = v.id AND m.carrier_id IS NULL AND m.status < %s
+                """,
+                [int(Message.Status.SENT), now, now, ids, carrier_ids, int(Message.Status.SENT)],
+            )
+        return
+    rows = [
+        Message(id=mid, carrier_id=cid, status=Message.Status.SENT, submitted_at=now, status_at=now)
+        for mid, cid in zip(ids, carrier_ids, strict=True)
+    ]
+    Message.objects.filter(carrier_id__isnull=True, status__lt=Message.Status.SENT).bulk_update(
+        rows, ["carrier_id", "status", "submitted_at", "status_at"]
+    )
 
 
 def _reject_and_refund(rejected: dict[int, SendResult], status: int = Message.Status.REJECTED) -> None:
