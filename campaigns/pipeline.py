@@ -235,6 +235,13 @@ _COPY_COLUMNS = (
 )
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_escape(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
+
+
 def _insert_messages(campaign: Campaign, alias: str, rows: list[tuple]) -> None:
     """Bulk-insert ``(phone, region, text, parts, credits, status, error)`` rows: COPY on
     PostgreSQL (about 6x ``bulk_create``, PERF.md), ``bulk_create`` elsewhere."""
@@ -242,11 +249,15 @@ def _insert_messages(campaign: Campaign, alias: str, rows: list[tuple]) -> None:
         return
     now = timezone.now()
     if connection.vendor == "postgresql":
-        head = (campaign.pk, campaign.account_id)
-        tail = (alias, 0, now)
+        # COPY's text format written directly: psycopg's write_row costs ~9 us per row in Python.
+        head = f"{campaign.pk}\t{campaign.account_id}\t"
+        tail = f"\t{_copy_escape(alias)}\t0\t{now.isoformat()}\n"
+        buffer = "".join(
+            f"{head}{phone}\t{region}\t{_copy_escape(text)}\t{parts}\t{credits}\t{status}\t{_copy_escape(error)}{tail}"
+            for phone, region, text, parts, credits, status, error in rows
+        )
         with connection.cursor() as cursor, cursor.copy(f"COPY campaigns_message ({_COPY_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(head + row + tail)
+            copy.write(buffer.encode())
         return
     Message.objects.bulk_create(
         [

@@ -249,3 +249,10 @@ def test_error_numbers_are_deleted_from_the_address_book_of_that_account_only(us
     assert pipeline.campaign_error_contacts_delete(campaign_id=campaign.pk, account_id=user.pk) == 1
     assert list(Contact.objects.filter(account=user).values_list("mobile", flat=True)) == [fr(1)]
     assert Contact.objects.filter(pk=theirs.pk).exists()
+
+
+def test_texts_with_tabs_newlines_and_backslashes_survive_the_bulk_insert(user):
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(1)], text="Line 1\nTab\there \\o/ $prenom\r\nend")
+    tasks.dispatch_due_campaigns()
+    assert Message.objects.get(campaign=campaign).text == "Line 1\nTab\there \\o/ \r\nend"
