@@ -47,7 +47,7 @@ def _campaign_for(request, uuid) -> Campaign:
     return get_object_or_404(Campaign, uuid=uuid, account=request.user)
 
 
-def _report_counts(campaign: Campaign) -> tuple[list[dict], int, bool]:
+def _report_counts(campaign: Campaign) -> tuple[list[dict], int, bool, int]:
     counts = dict(
         Message.objects.filter(campaign=campaign)
         .values_list("status")
@@ -61,7 +61,8 @@ def _report_counts(campaign: Campaign) -> tuple[list[dict], int, bool]:
     ]
     waiting = any(s < Message.Status.RECEIVED for s in counts)
     live = campaign.status in LIVE_CAMPAIGN_STATES or (waiting and campaign.status == Campaign.Status.DONE)
-    return rows, sum(counts.values()), live
+    final = sum(n for s, n in counts.items() if s >= Message.Status.RECEIVED)
+    return rows, sum(counts.values()), live, final
 
 
 @login_required
@@ -76,12 +77,13 @@ def report(request, uuid):
         recipients = recipients.filter(status=int(status))
     else:
         status = ""
-    counts, total, live = _report_counts(campaign)
+    counts, total, live, final = _report_counts(campaign)
     context = {
         "campaign": campaign,
         "counts": counts,
         "total": total,
         "live": live,
+        "final": final,
         "status": status,
         "errors": sum(c["count"] for c in counts if c["status"] >= Message.Status.INVALID),
         "page": _keyset(recipients, request, {"status": status} if status else {}),

@@ -92,3 +92,9 @@ def test_admin_pages(admin_client, campaign):
         assert response.status_code == 200, name
     response = admin_client.get(reverse("admin:campaigns_message_changelist"), {"status__exact": 73})
     assert fr(2) in response.content.decode()
+
+
+def test_report_shows_progress_towards_final_statuses(client_logged, campaign):
+    content = client_logged.get(reverse("campaigns:report", kwargs={"uuid": campaign.uuid})).content.decode()
+    # 1 received + 1 rejected of 79 messages are final; 77 are still "sent".
+    assert 'max="79" value="2"' in content
