@@ -273,7 +273,7 @@ def mobile_certification_verify(*, user: User, code: str) -> None:
     code = (code or "").strip()
     now = timezone.now()
     error = None
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = User.objects.select_for_update().get(pk=user.pk)
         if locked.is_mobile_certified:
             raise AccountError(_("Your mobile number is already certified."))
