@@ -93,6 +93,16 @@ class ProfileForm(forms.ModelForm):
             "default_region",
         ]
 
+    SECTIONS = [
+        (_("Personal information"), ["first_name", "last_name", "email", "kind", "company", "vat_number"]),
+        (_("Billing address"), ["address_line1", "address_line2", "postal_code", "city", "country"]),
+        (_("Preferences"), ["time_zone", "language", "default_region"]),
+    ]
+
+    def sections(self):
+        """(title, bound fields) pairs, for the template's fieldsets."""
+        return [(title, [self[name] for name in names]) for title, names in self.SECTIONS]
+
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("kind") == User.Kind.COMPANY and not cleaned.get("company"):

@@ -182,7 +182,7 @@ def test_repeated_failures_lock_out_with_a_clear_message(client, user, settings)
         client.post(reverse("login"), {"username": user.account_id, "password": "wrong"})
     response = client.post(reverse("login"), {"username": user.account_id, "password": "correct-horse-battery-9"})
     assert response.status_code == 429
-    assert b"Too many failed login attempts" in response.content
+    assert b"Too many failed login attempts" in response.content and b"Try again in 15 minutes" in response.content
     assert "_auth_user_id" not in client.session
 
 
