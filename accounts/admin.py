@@ -40,7 +40,13 @@ class AccountAdmin(UserAdmin):
     ]
     search_fields = ["account_id", "email", "company", "mobile"]
     ordering = ["account_id"]
-    list_filter = ["is_staff", "is_active", "email_confirmed_at", "mobile_certified_at", "blocked_at"]
+    list_filter = [
+        "is_staff",
+        "is_active",
+        ("email_confirmed_at", admin.EmptyFieldListFilter),
+        ("mobile_certified_at", admin.EmptyFieldListFilter),
+        ("blocked_at", admin.EmptyFieldListFilter),
+    ]
     readonly_fields = [
         "account_id",
         "credit_balance",

@@ -1,8 +1,10 @@
 """Shapes of the account forms. Forms validate; services write."""
 
+import functools
 import zoneinfo
 from decimal import Decimal
 
+import phonenumbers
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
@@ -58,6 +60,7 @@ class SignupForm(forms.Form):
         return cleaned
 
 
+@functools.cache
 def _time_zone_choices():
     return [(name, name) for name in sorted(zoneinfo.available_timezones()) if "/" in name or name == "UTC"]
 
@@ -108,8 +111,11 @@ class ProfileForm(forms.ModelForm):
         if cleaned.get("kind") == User.Kind.COMPANY and not cleaned.get("company"):
             self.add_error("company", _("Enter the company name."))
         for name in ("country", "default_region"):
-            if cleaned.get(name):
-                cleaned[name] = cleaned[name].upper()
+            code = (cleaned.get(name) or "").upper()
+            if code and code not in phonenumbers.SUPPORTED_REGIONS:
+                self.add_error(name, _("Enter a two-letter country code, such as FR or BE."))
+            elif code:
+                cleaned[name] = code
         return cleaned
 
 

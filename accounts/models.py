@@ -217,6 +217,7 @@ class AccountEvent(models.Model):
 
     class Kind(models.TextChoices):
         SIGNED_UP = "signed_up", _("Signed up")
+        CONFIRMATION_RESENT = "confirmation_resent", _("Confirmation email sent again")
         EMAIL_CONFIRMED = "email_confirmed", _("Email confirmed")
         EMAIL_CHANGED = "email_changed", _("Email changed")
         MOBILE_CERTIFIED = "mobile_certified", _("Mobile certified")
@@ -240,6 +241,7 @@ class AccountEvent(models.Model):
                 condition=models.Q(
                     kind__in=[
                         "signed_up",
+                        "confirmation_resent",
                         "email_confirmed",
                         "email_changed",
                         "mobile_certified",

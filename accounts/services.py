@@ -88,9 +88,22 @@ def account_signup(*, account_id: str, email: str, password: str, consent: bool,
 
 
 def email_confirmation_resend(*, user: User) -> None:
-    """Send the activation link again to an account whose email is not confirmed yet."""
+    """Send the activation link again to an account whose email is not confirmed yet, at most once
+    per ``EMAIL_RESEND_COOLDOWN`` (so the button cannot be used to flood an inbox)."""
     if user.is_email_confirmed:
         raise AccountError(_("Your email address is already confirmed."))
+    last = (
+        AccountEvent.objects.filter(
+            account=user, kind__in=[AccountEvent.Kind.SIGNED_UP, AccountEvent.Kind.CONFIRMATION_RESENT]
+        )
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is not None and timezone.now() - last < settings.EMAIL_RESEND_COOLDOWN:
+        raise AccountError(
+            _("We have just sent you a link. Please check your inbox and spam folder, or retry in a minute.")
+        )
+    AccountEvent.objects.create(account=user, kind=AccountEvent.Kind.CONFIRMATION_RESENT)
     _send_email(
         to=user.email,
         template="welcome",
@@ -200,7 +213,7 @@ def sending_refusal_reason(user: User) -> str | None:
         return _(
             "Please confirm your email address before sending: follow the link we emailed to %(email)s, "
             "or ask for a new one from your account page (%(url)s)."
-        ) % {"email": user.email, "url": reverse("accounts:resend_confirmation")}
+        ) % {"email": user.email, "url": settings.SITE_URL + reverse("accounts:profile")}
     return None
 
 
@@ -314,7 +327,7 @@ def mobile_certification_verify(*, user: User, code: str) -> None:
                 account_id=locked.pk,
                 kind="bonus",
                 amount=settings.SIGNUP_BONUS_CREDITS,
-                reference=_("Mobile certification bonus"),
+                reference=f"Mobile certification {certification.phone}",
                 idempotency_key=f"mobile-bonus:{locked.pk}",
             )
             AccountEvent.objects.create(account=locked, kind=AccountEvent.Kind.MOBILE_CERTIFIED, note=locked.mobile)

@@ -247,6 +247,7 @@ LOGGING = {
 # --- Accounts (ACC-1..ACC-10) -----------------------------------------------------------------
 # Email confirmation links (sign-up, email change) expire after this many seconds.
 EMAIL_CONFIRMATION_TIMEOUT = env.int("EMAIL_CONFIRMATION_TIMEOUT", default=60 * 60 * 24 * 3)
+EMAIL_RESEND_COOLDOWN = timedelta(seconds=env.int("EMAIL_RESEND_COOLDOWN_SECONDS", default=60))
 # Mobile certification codes: lifetime and the wait before another code can be requested.
 MOBILE_CODE_TTL = timedelta(minutes=env.int("MOBILE_CODE_TTL_MINUTES", default=10))
 MOBILE_CODE_RESEND_COOLDOWN = timedelta(seconds=env.int("MOBILE_CODE_RESEND_COOLDOWN_SECONDS", default=60))

@@ -270,3 +270,16 @@ def test_block_unblock_activate_are_recorded_with_the_actor(user, other_user):
     assert kinds == [(user.pk, "blocked", "spam"), (user.pk, "unblocked", ""), (pending.pk, "activated", "")]
     pending.refresh_from_db()
     assert pending.is_email_confirmed
+
+
+def test_confirmation_resend_has_a_cool_down(settings):
+    user = UserFactory(email_confirmed_at=None)
+    services.email_confirmation_resend(user=user)
+    with pytest.raises(services.AccountError):
+        services.email_confirmation_resend(user=user)
+    assert len(mail.outbox) == 1
+    AccountEvent.objects.update(created_at=timezone.now() - settings.EMAIL_RESEND_COOLDOWN)
+    services.email_confirmation_resend(user=user)
+    assert len(mail.outbox) == 2
+    with pytest.raises(services.AccountError):
+        services.email_confirmation_resend(user=UserFactory())  # already confirmed

@@ -346,3 +346,11 @@ def test_credit_alert_threshold_set_and_removed(client_logged, user, other_user,
     client_logged.post(url, {"threshold": "0"})
     user.refresh_from_db()
     assert user.credit_alert_threshold == 0
+
+
+def test_unknown_country_codes_are_refused(client_logged, user):
+    response = client_logged.post(reverse("accounts:profile"), _profile_post(user, country="ZZ", default_region="be"))
+    assert response.status_code == 200
+    response = client_logged.post(reverse("accounts:profile"), _profile_post(user, country="fr", default_region="be"))
+    user.refresh_from_db()
+    assert response.status_code == 302 and (user.country, user.default_region) == ("FR", "BE")
