@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+from addressbook.phones import normalize_phone
 
 from . import services
 from .models import AccountEvent, CertifiedNumber, User
@@ -81,6 +84,14 @@ class AccountAdmin(UserAdmin):
         # The account ID is typed once, at creation, and never edited (ACC-8); the balance moves
         # only through the ledger.
         return self.readonly_fields if obj else ["credit_balance"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Staff type numbers as customers say them ("06 12 34 56 78"); mobiles are stored in E.164.
+        filtered, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        phone = normalize_phone(search_term, default_region=settings.DEFAULT_PHONE_REGION) if search_term else None
+        if phone is not None and phone.valid:
+            filtered = filtered | queryset.filter(mobile=phone.e164)
+        return filtered, may_have_duplicates
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []

@@ -22,17 +22,17 @@ CHANGELIST = "admin:accounts_user_changelist"
 
 
 @pytest.mark.parametrize(
-    "field,value",
+    "field,value,query",
     [
-        ("account_id", "findme"),
-        ("email", "boss@findme.example"),
-        ("company", "Findme SARL"),
-        ("mobile", "+33612345678"),
+        ("account_id", "findme", "FINDME"),
+        ("email", "boss@findme.example", "boss@findme"),
+        ("company", "Findme SARL", "findme sarl"),
+        ("mobile", "+33612345678", "612345678"),
+        ("mobile", "+33612345678", "06 12 34 56 78"),
     ],
 )
-def test_staff_finds_accounts_by_id_email_company_or_phone(staff_client, user, field, value):
+def test_staff_finds_accounts_by_id_email_company_or_phone(staff_client, user, field, value, query):
     target = UserFactory(**{field: value})
-    query = {"mobile": "612345678"}.get(field, value)
     response = staff_client.get(reverse(CHANGELIST), {"q": query})
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == [target]
