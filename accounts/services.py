@@ -6,6 +6,7 @@ transaction that justifies them has committed.
 
 import hmac
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -228,8 +229,9 @@ def mobile_certification_start(*, user: User, raw_number: str) -> MobileCertific
     """Send a fresh 6-digit code by SMS to the mobile ``raw_number`` (any SND-4 format).
 
     Refuses (``AccountError``, nothing sent) an account already certified, an invalid or
-    non-mobile number, a number already certified by any account, and a request within
-    ``MOBILE_CODE_RESEND_COOLDOWN`` of the previous one. The SMS goes through the default
+    non-mobile number, a number already certified by any account, a request within
+    ``MOBILE_CODE_RESEND_COOLDOWN`` of the previous one, and more than ``MOBILE_CODES_PER_DAY``
+    codes in 24 hours (each code is an SMS the platform pays for). The SMS goes through the default
     gateway after the code's row has committed; if the gateway refuses it, the code is voided.
     """
     result = normalize_phone(raw_number, default_region=user.default_region or settings.DEFAULT_PHONE_REGION)
@@ -244,7 +246,13 @@ def mobile_certification_start(*, user: User, raw_number: str) -> MobileCertific
             raise AccountError(_("Your mobile number is already certified."))
         if CertifiedNumber.objects.filter(phone=phone).exists():
             raise AccountError(_("This number has already been certified on an account. Please use another one."))
-        last = MobileCertification.objects.filter(account=user).order_by("-sent_at").first()
+        recent = MobileCertification.objects.filter(account=user, sent_at__gte=now - timedelta(days=1))
+        if recent.count() >= settings.MOBILE_CODES_PER_DAY:
+            raise AccountError(
+                _("Too many codes requested today. Try again tomorrow, or call support at %(phone)s.")
+                % {"phone": settings.SUPPORT_PHONE}
+            )
+        last = recent.order_by("-sent_at").first()
         if last is not None and now - last.sent_at < settings.MOBILE_CODE_RESEND_COOLDOWN:
             wait = int((settings.MOBILE_CODE_RESEND_COOLDOWN - (now - last.sent_at)).total_seconds()) + 1
             raise AccountError(_("Please wait %(seconds)s seconds before asking for another code.") % {"seconds": wait})

@@ -283,3 +283,16 @@ def test_confirmation_resend_has_a_cool_down(settings):
     assert len(mail.outbox) == 2
     with pytest.raises(services.AccountError):
         services.email_confirmation_resend(user=UserFactory())  # already confirmed
+
+
+def test_codes_per_day_are_capped(user, settings):
+    settings.MOBILE_CODES_PER_DAY = 2
+    for _ in range(2):
+        services.mobile_certification_start(user=user, raw_number=MOBILE)
+        MobileCertification.objects.update(sent_at=timezone.now() - timedelta(minutes=5))
+    with pytest.raises(services.AccountError, match="today"):
+        services.mobile_certification_start(user=user, raw_number=MOBILE)
+    assert len(locmem.outbox) == 2
+    MobileCertification.objects.update(sent_at=timezone.now() - timedelta(days=1, seconds=1))
+    services.mobile_certification_start(user=user, raw_number=MOBILE)
+    assert len(locmem.outbox) == 3
