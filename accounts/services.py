@@ -135,7 +135,8 @@ def email_change_request(*, user: User, new_email: str) -> None:
 
 
 def email_confirm(*, token: str) -> User:
-    """Apply a confirmation link: activate the account (sign-up) or switch to the new address.
+    """Apply a confirmation link: activate the account (sign-up) or switch to the new address (the
+    previous one is told, after commit).
 
     Raises ``InvalidToken`` (forged, altered, or for an account that is gone), ``ExpiredToken``,
     or ``AccountError`` when the link was already used or a newer change superseded it.
@@ -158,6 +159,14 @@ def email_confirm(*, token: str) -> User:
             kind=AccountEvent.Kind.EMAIL_CHANGED if changed else AccountEvent.Kind.EMAIL_CONFIRMED,
             note=f"{confirmation.previous_email} -> {confirmation.email}" if changed else "",
         )
+        if changed:
+            # Tell the previous address, so a hijacked session changing the email does not go unnoticed.
+            _send_email_on_commit(
+                to=confirmation.previous_email,
+                template="email_changed",
+                context={"account_id": user.account_id, "email": user.email},
+                language=user.language,
+            )
     return user
 
 

@@ -79,14 +79,18 @@ def test_expired_and_forged_confirmation_links_change_nothing(settings):
     assert not user.is_email_confirmed
 
 
-def test_email_change_is_applied_only_from_the_new_address_link(user):
+def test_email_change_is_applied_only_from_the_new_address_link(user, django_capture_on_commit_callbacks):
+    old = user.email
     assert services.account_profile_update(user=user, data={"email": "new@example.org", "city": "Lyon"})
     user.refresh_from_db()
-    assert user.email != "new@example.org" and user.city == "Lyon"
+    assert user.email == old and user.city == "Lyon"
     assert mail.outbox[-1].to == ["new@example.org"]
-    services.email_confirm(token=_link_token(mail.outbox[-1]))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.email_confirm(token=_link_token(mail.outbox[-1]))
     user.refresh_from_db()
     assert user.email == "new@example.org" and user.is_email_confirmed
+    # The previous address is told about the change.
+    assert mail.outbox[-1].to == [old] and "new@example.org" in mail.outbox[-1].body
 
 
 def test_a_superseded_email_change_link_is_refused(user):

@@ -198,12 +198,23 @@ def test_blocked_account_cannot_log_in_and_open_sessions_end(client, password, u
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_account_time_zone_and_language_are_active(client):
+def test_account_time_zone_and_language_are_active(client, other_user):
+    import datetime as dt
+
     user = UserFactory(time_zone="America/New_York", language="fr")
     client.force_login(user)
     response = client.get(reverse("accounts:profile"))
     assert response.headers["Content-Language"] == "fr"
     assert b'<html lang="fr">' in response.content
+    expires = dt.datetime(2099, 1, 1, 12, 0, tzinfo=dt.UTC)
+    MobileCertification.objects.create(
+        account=user, phone="+33612345678", code_hash="x", expires_at=expires, sent_at=expires
+    )
+    assert b"07:00" in client.get(reverse("accounts:mobile")).content  # 12:00 UTC in New York
+    # Another account's pending code is not shown to this one.
+    other = Client()
+    other.force_login(other_user)
+    assert b"+33612345678" not in other.get(reverse("accounts:mobile")).content
 
 
 # --- Profile (ACC-7, ACC-8) -----------------------------------------------------------------------------------
