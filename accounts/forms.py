@@ -8,13 +8,29 @@ import phonenumbers
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .models import account_id_validator
 
 User = get_user_model()
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form; a blocked account with the right password is told it is blocked
+    rather than that its password is wrong (only someone who knows the password learns it)."""
+
+    def get_invalid_login_error(self):
+        account_id, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        blocked = User.objects.filter(account_id__iexact=account_id, blocked_at__isnull=False).first()
+        if blocked is not None and password and blocked.check_password(password):
+            return forms.ValidationError(
+                _("This account is blocked. Please contact support at %(phone)s."),
+                code="blocked",
+                params={"phone": settings.SUPPORT_PHONE},
+            )
+        return super().get_invalid_login_error()
 
 
 class SignupForm(forms.Form):

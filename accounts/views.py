@@ -17,6 +17,7 @@ from . import services
 from .forms import (
     AccountPasswordResetForm,
     CreditAlertForm,
+    LoginForm,
     MobileCodeForm,
     MobileNumberForm,
     ProfileForm,
@@ -30,6 +31,8 @@ PROFILE_PROMPT_SESSION_KEY = "accounts_profile_prompt"
 
 class LoginView(auth_views.LoginView):
     """Django's login, plus the profile prompt shown until the profile is complete (ACC-2)."""
+
+    authentication_form = LoginForm
 
     def form_valid(self, form):
         response = super().form_valid(form)

@@ -194,6 +194,10 @@ def test_blocked_account_cannot_log_in_and_open_sessions_end(client, password, u
     account_block(account=user, actor=None)
     response = client.post(reverse("login"), {"username": user.account_id, "password": password})
     assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert response.context["form"].errors.as_data()["__all__"][0].code == "blocked"
+    # Without the password, nothing tells the account is blocked.
+    response = client.post(reverse("login"), {"username": user.account_id, "password": "wrong"})
+    assert response.context["form"].errors.as_data()["__all__"][0].code == "invalid_login"
     response = other.get(reverse("accounts:profile"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
