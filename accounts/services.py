@@ -205,9 +205,20 @@ def account_profile_update(*, user: User, data: dict) -> bool:
     return False
 
 
-def password_changed(*, user: User) -> None:
-    """Record a password change (Django's view saved it and kept only the current session)."""
-    AccountEvent.objects.create(account=user, kind=AccountEvent.Kind.PASSWORD_CHANGED)
+def password_changed(*, user: User, by_reset: bool = False) -> None:
+    """Record a password change (Django's view saved it; the new hash ends the other sessions).
+
+    After a reset by email link, the login lockout of that account ID is lifted too: the
+    lockout page sends locked-out users to the reset, which must then let them in.
+    """
+    AccountEvent.objects.create(
+        account=user, kind=AccountEvent.Kind.PASSWORD_CHANGED, note="reset by email link" if by_reset else ""
+    )
+    if by_reset:
+        from axes.models import AccessAttempt  # the database handler (settings: no AXES_HANDLER)
+
+        # Attempts are stored under the lower-cased account ID (accounts.backends.axes_username).
+        AccessAttempt.objects.filter(username=user.account_id.lower()).delete()
 
 
 # --- Sending refusal (SND-1) ------------------------------------------------------------------------

@@ -151,6 +151,11 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.password_changed(user=form.user, by_reset=True)
+        return response
+
 
 @login_required
 def mobile_certification(request):

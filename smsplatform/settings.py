@@ -252,5 +252,7 @@ EMAIL_RESEND_COOLDOWN = timedelta(seconds=env.int("EMAIL_RESEND_COOLDOWN_SECONDS
 MOBILE_CODE_TTL = timedelta(minutes=env.int("MOBILE_CODE_TTL_MINUTES", default=10))
 MOBILE_CODE_RESEND_COOLDOWN = timedelta(seconds=env.int("MOBILE_CODE_RESEND_COOLDOWN_SECONDS", default=60))
 MOBILE_CODES_PER_DAY = env.int("MOBILE_CODES_PER_DAY", default=5)
+# Login throttling counts failures per account ID whatever its letter case (ACC-10).
+AXES_USERNAME_CALLABLE = "accounts.backends.axes_username"
 # Per-request time zone and language of the logged-in account; logs blocked accounts out.
 MIDDLEWARE.append("accounts.middleware.AccountMiddleware")

@@ -369,3 +369,22 @@ def test_unknown_country_codes_are_refused(client_logged, user):
     response = client_logged.post(reverse("accounts:profile"), _profile_post(user, country="fr", default_region="be"))
     user.refresh_from_db()
     assert response.status_code == 302 and (user.country, user.default_region) == ("FR", "BE")
+
+
+def test_password_reset_lifts_the_login_lockout(client, user, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": user.account_id.upper(), "password": "wrong"})
+    assert client.post(reverse("login"), {"username": user.account_id, "password": "x"}).status_code == 429
+    client.post(reverse("accounts:password_reset"), {"email": user.email})
+    link = _path(_url_in(mail.outbox[-1].body, "/accounts/password-reset/"))
+    form_url = client.get(link, follow=True).redirect_chain[-1][0]
+    client.post(form_url, {"new_password1": "Br4nd-new-secret", "new_password2": "Br4nd-new-secret"})
+    response = client.post(reverse("login"), {"username": user.account_id, "password": "Br4nd-new-secret"})
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_letter_case_variants_share_one_failure_counter(client, user, settings):
+    variants = [user.account_id.upper(), user.account_id.capitalize(), user.account_id.swapcase().title()]
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": variants[attempt % len(variants)], "password": "wrong"})
+    assert client.post(reverse("login"), {"username": user.account_id, "password": "x"}).status_code == 429
