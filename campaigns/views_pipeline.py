@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
@@ -113,8 +114,6 @@ def replies(request):
 @require_POST
 def carrier_callback(request, alias):
     """Receipts and replies posted by a carrier, signed with ``SMS_CALLBACK_SECRET`` (README)."""
-    from django.conf import settings
-
     if alias not in settings.SMS_GATEWAYS:
         raise Http404
     try:
