@@ -243,3 +243,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# campaigns (composer): the opt-out sentence "Append the STOP mention" adds (SND-9); empty = "STOP: <support phone>".
+SMS_STOP_MENTION = env("SMS_STOP_MENTION", default="")

@@ -1,0 +1,396 @@
+"""The composer's services (SND-1..SND-14): recipients resolution, the cost estimate, and the
+writes on campaigns made by the customer (create, update, copy, delete, hide).
+
+The composer never creates ``Message`` rows nor debits credits: the sending pipeline does, at
+send time (SND-11). Saving a send means a ``scheduled`` campaign plus a nudge to the dispatcher.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from addressbook.models import Contact
+from addressbook.phones import PhoneNormalizer, split_recipients
+from addressbook.services import blacklisted_numbers
+from billing.pricing import RateTable, UncoveredDestination
+
+from . import scheduling
+from .models import Campaign
+from .text import SmsInfo, analyze, apply_euro_rule, has_variables, personalise
+
+PREVIEW_SIZE = 3
+_CHUNK = 2000
+_EMPTY_FIELDS: dict[str, str] = {}
+
+# SND-9: an opt-out means is a URL or a phone number / short code (5 digits or more).
+_URL_RE = re.compile(r"(https?://|www\.)\S+|\b[a-z0-9-]+\.[a-z]{2,}(/\S*)?\b", re.IGNORECASE)
+_PHONE_RE = re.compile(r"\+?\d(?:[\s.-]?\d){4,}")
+
+
+class CampaignRefused(Exception):
+    """A send the platform will not accept; ``str(exc)`` is a user-facing sentence."""
+
+
+class CampaignLocked(CampaignRefused):
+    """The campaign is no longer ``scheduled`` (the dispatcher claimed it, or it was deleted)."""
+
+    @staticmethod
+    def default_message() -> str:
+        return _("This SMS is no longer scheduled (it is being sent or was deleted): it cannot change.")
+
+
+def sending_refusal_reason(user) -> str | None:
+    """Why ``user`` may not send right now, or ``None`` (SND-1).
+
+    Stand-in until accounts.services.sending_refusal_reason lands: swap the body for that call.
+    """
+    if user.can_send():
+        return None
+    if user.is_blocked:
+        return _("Your account is blocked: sending is disabled. Please contact support.")
+    return _("Please confirm your email address before sending SMS.")
+
+
+def stop_mention() -> str:
+    """The opt-out sentence appended on request (SND-9)."""
+    return getattr(settings, "SMS_STOP_MENTION", "") or _("STOP: %(phone)s") % {"phone": settings.SUPPORT_PHONE}
+
+
+def has_opt_out(text: str) -> bool:
+    """Whether ``text`` gives an opt-out means: a URL or a phone number (SND-9)."""
+    return bool(_URL_RE.search(text) or _PHONE_RE.search(text))
+
+
+def needs_opt_out(*, kind: str, sender: str) -> bool:
+    """A Pro SMS with a custom sender and a Voice SMS cannot be answered STOP (SND-9)."""
+    return kind == Campaign.Kind.VOICE or bool(sender)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedNumbers:
+    """Typed recipients: valid numbers in E.164 (first-seen order, with their region) and the
+    entries that are not numbers, each with its reason (SND-4: never silently dropped)."""
+
+    numbers: tuple[str, ...] = ()
+    regions: dict[str, str] = field(default_factory=dict)
+    invalid: tuple[tuple[str, str], ...] = ()
+    duplicates: int = 0
+
+
+def parse_numbers(*, raw: str, default_region: str, kind: str) -> ParsedNumbers:
+    """Split and normalise an "Add recipient(s)" text (SND-2, SND-4); landlines only for voice."""
+    normalizer = PhoneNormalizer(default_region=default_region, allow_landline=kind == Campaign.Kind.VOICE)
+    regions: dict[str, str] = {}
+    invalid: list[tuple[str, str]] = []
+    duplicates = 0
+    for entry in split_recipients(raw or ""):
+        result = normalizer.normalize(entry)
+        if not result.valid:
+            invalid.append((entry, result.error or _("Not a valid number.")))
+        elif result.e164 in regions:
+            duplicates += 1
+        else:
+            regions[result.e164] = result.region or ""
+    return ParsedNumbers(tuple(regions), regions, tuple(invalid), duplicates)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the New SMS form asks for, validated for shape (forms.CampaignForm.draft())."""
+
+    kind: str
+    text: str
+    sender: str = ""
+    is_marketing: bool = False
+    append_stop: bool = False
+    numbers: ParsedNumbers = ParsedNumbers()
+    contact_ids: tuple[int, ...] = ()
+    group_ids: tuple[int, ...] = ()
+    send_at: dt.datetime | None = None  # None: now
+
+    def final_text(self) -> tuple[str, bool]:
+        """The text as it will be stored: STOP mention appended on request, then the € rule
+        (SND-10). Returns ``(text, euro_replaced)``."""
+        text = self.text.strip()
+        if self.append_stop and not has_opt_out(text):
+            text = f"{text}\n{stop_mention()}"
+        return apply_euro_rule(text)
+
+
+@dataclass(slots=True)
+class Estimate:
+    """The recipients after dedupe and blacklist, and what sending would cost (SND-1, SND-5)."""
+
+    recipients: int = 0
+    duplicates: int = 0
+    blacklisted: int = 0
+    credits: Decimal = Decimal("0")
+    longest: SmsInfo | None = None
+    uncovered: set[str] = field(default_factory=set)
+    preview: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _recipient_rows(
+    *, account_id: int, numbers: ParsedNumbers, contact_ids: Sequence[int], group_ids: Sequence[int], fields: bool
+) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(e164, region, personalisation fields) for typed numbers, then picked contacts, then group
+    members; duplicates included (the caller dedupes). Contacts are streamed in chunks."""
+    for number in numbers.numbers:
+        yield number, numbers.regions[number], _EMPTY_FIELDS
+    columns = ("mobile", "region", "last_name", "first_name", "email", "company") if fields else ("mobile", "region")
+    querysets = []
+    if contact_ids:
+        querysets.append(Contact.objects.filter(account_id=account_id, id__in=list(contact_ids)))
+    if group_ids:
+        querysets.append(Contact.objects.filter(account_id=account_id, groups__in=list(group_ids)))
+    for queryset in querysets:
+        for row in queryset.values_list(*columns).iterator(chunk_size=_CHUNK):
+            if fields:
+                yield row[0], row[1], {"nom": row[2], "prenom": row[3], "email": row[4], "societe": row[5]}
+            else:
+                yield row[0], row[1], _EMPTY_FIELDS
+
+
+def _chunks(rows: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def recipients_estimate(
+    *,
+    account_id: int,
+    kind: str,
+    text: str,
+    numbers: ParsedNumbers,
+    contact_ids: Sequence[int] = (),
+    group_ids: Sequence[int] = (),
+    preview_size: int = PREVIEW_SIZE,
+) -> Estimate:
+    """Count distinct, non-blacklisted recipients and price each personalised text with the one
+    pricing function (billing.pricing) and the one counter (campaigns.text.analyze).
+
+    Queries: one per 2,000 contacts plus one blacklist lookup per 2,000 recipients, the rates
+    once. Uncovered destinations are collected in ``uncovered`` instead of raising, so the form
+    can list them all.
+    """
+    rates = RateTable.load(kind)
+    personalised = has_variables(text)
+    fixed = None if personalised else analyze(text)
+    estimate = Estimate(duplicates=numbers.duplicates, longest=fixed)
+    seen: set[str] = set()
+    rows = _recipient_rows(
+        account_id=account_id, numbers=numbers, contact_ids=contact_ids, group_ids=group_ids, fields=personalised
+    )
+    for chunk in _chunks(rows, _CHUNK):
+        fresh = []
+        for row in chunk:
+            if row[0] in seen:
+                estimate.duplicates += 1
+            else:
+                seen.add(row[0])
+                fresh.append(row)
+        blocked = blacklisted_numbers(account_id=account_id, numbers=[row[0] for row in fresh]) if fresh else set()
+        for number, region, values in fresh:
+            if number in blocked:
+                estimate.blacklisted += 1
+                continue
+            estimate.recipients += 1
+            info = analyze(personalise(text, values)) if personalised else fixed
+            if estimate.longest is None or (info.parts, info.units) > (estimate.longest.parts, estimate.longest.units):
+                estimate.longest = info
+            try:
+                estimate.credits += rates.price(region=region, parts=info.parts)
+            except UncoveredDestination:
+                estimate.uncovered.add(region or "?")
+            if len(estimate.preview) < preview_size:
+                estimate.preview.append((number, info.text))
+    if estimate.longest is None:
+        estimate.longest = analyze(text)
+    return estimate
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A draft accepted for sending: the stored text, the send moment, the estimate, notices."""
+
+    text: str
+    scheduled_at: dt.datetime
+    estimate: Estimate
+    euro_replaced: bool
+    deferred_from: dt.datetime | None
+
+
+def campaign_prepare(*, user, draft: Draft, now: dt.datetime | None = None, new_schedule: bool = True) -> Prepared:
+    """Check a draft against every sending rule and compute what saving it would mean.
+
+    Raises :class:`CampaignRefused` with a user-facing reason when the account cannot send, the
+    date is past (for a new schedule), a marketing text without opt-out means is sent from a
+    custom sender or as voice (SND-9), there are no recipients, a destination is not covered or
+    the balance cannot pay the estimate (SND-1). Reads only: nothing is saved.
+    """
+    now = now or timezone.now()
+    reason = sending_refusal_reason(user)
+    if reason:
+        raise CampaignRefused(reason)
+    if draft.send_at is not None and new_schedule and draft.send_at < now:
+        raise CampaignRefused(_("The send date is in the past: choose a later date, or send now."))
+    text, euro_replaced = draft.final_text()
+    if not text:
+        raise CampaignRefused(_("The text is empty."))
+    if draft.is_marketing and needs_opt_out(kind=draft.kind, sender=draft.sender) and not has_opt_out(text):
+        raise CampaignRefused(
+            _(
+                "A marketing message sent with a custom sender or as Voice SMS must give a way to opt out "
+                "(a phone number or a URL): add one, or tick “Append the STOP mention”."
+            )
+        )
+    estimate = recipients_estimate(
+        account_id=user.pk,
+        kind=draft.kind,
+        text=text,
+        numbers=draft.numbers,
+        contact_ids=draft.contact_ids,
+        group_ids=draft.group_ids,
+    )
+    if estimate.recipients == 0:
+        raise CampaignRefused(_("No recipient left to send to (after removing duplicates and blacklisted numbers)."))
+    if estimate.uncovered:
+        raise CampaignRefused(
+            _("We do not send to these destinations: %(regions)s. Remove those numbers.")
+            % {"regions": ", ".join(sorted(estimate.uncovered))}
+        )
+    if estimate.credits > user.credit_balance:
+        raise CampaignRefused(
+            _("This send costs %(cost)s credits but your balance is %(balance)s: buy credits or remove recipients.")
+            % {"cost": _credits(estimate.credits), "balance": _credits(user.credit_balance)}
+        )
+    scheduled_at = max(draft.send_at or now, now) if new_schedule else (draft.send_at or now)
+    deferred_from = None
+    if draft.is_marketing:
+        allowed = scheduling.next_commercial_time(scheduled_at)
+        if allowed != scheduled_at:
+            deferred_from, scheduled_at = scheduled_at, allowed
+    return Prepared(text, scheduled_at, estimate, euro_replaced, deferred_from)
+
+
+def _credits(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def _nudge_dispatcher() -> None:
+    from .tasks import dispatch_due_campaigns
+
+    dispatch_due_campaigns.delay_on_commit()
+
+
+def _apply(campaign: Campaign, draft: Draft, prepared: Prepared) -> None:
+    campaign.kind = draft.kind
+    campaign.text = prepared.text
+    campaign.sender = draft.sender if draft.kind == Campaign.Kind.SMS else ""
+    campaign.is_marketing = draft.is_marketing
+    campaign.numbers = list(draft.numbers.numbers)
+    campaign.scheduled_at = prepared.scheduled_at
+
+
+@transaction.atomic
+def campaign_create(*, user, draft: Draft, now: dt.datetime | None = None) -> tuple[Campaign, Prepared]:
+    """Save a send as a ``scheduled`` campaign (now, the typed date, or the SND-18 deferred
+    moment) and nudge the dispatcher after commit. Raises :class:`CampaignRefused`; nothing is
+    saved then."""
+    prepared = campaign_prepare(user=user, draft=draft, now=now)
+    campaign = Campaign(account=user, status=Campaign.Status.SCHEDULED)
+    _apply(campaign, draft, prepared)
+    campaign.save()
+    campaign.contacts.set(draft.contact_ids)
+    campaign.groups.set(draft.group_ids)
+    _nudge_dispatcher()
+    return campaign, prepared
+
+
+def _lock_scheduled(*, user, campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.select_for_update().filter(account=user, pk=campaign_id).first()
+    if campaign is None or campaign.status != Campaign.Status.SCHEDULED:
+        raise CampaignLocked(CampaignLocked.default_message())
+    return campaign
+
+
+@transaction.atomic
+def campaign_update(
+    *, user, campaign: Campaign, draft: Draft, now: dt.datetime | None = None
+) -> tuple[Campaign, Prepared]:
+    """Edit a scheduled campaign's text, recipients, type and date (SND-12). Refused with
+    :class:`CampaignLocked` once the dispatcher has claimed it (row lock on status=scheduled).
+    A past date is refused only when the user changed the date."""
+    now = now or timezone.now()
+    locked = _lock_scheduled(user=user, campaign_id=campaign.pk)
+    unchanged_date = draft.send_at is not None and draft.send_at == locked.scheduled_at
+    prepared = campaign_prepare(user=user, draft=draft, now=now, new_schedule=not unchanged_date)
+    _apply(locked, draft, prepared)
+    locked.save()
+    locked.contacts.set(draft.contact_ids)
+    locked.groups.set(draft.group_ids)
+    _nudge_dispatcher()
+    return locked, prepared
+
+
+@transaction.atomic
+def campaign_copy(*, user, campaign: Campaign, now: dt.datetime | None = None) -> tuple[Campaign, Prepared]:
+    """A new scheduled campaign with the same content, recipients and date; sent at once when
+    that date is past (SND-12). The original is untouched. Checked like a new send."""
+    now = now or timezone.now()
+    draft = Draft(
+        kind=campaign.kind,
+        text=campaign.text,
+        sender=campaign.sender,
+        is_marketing=campaign.is_marketing,
+        numbers=ParsedNumbers(tuple(campaign.numbers), _regions_of(campaign.numbers)),
+        contact_ids=tuple(campaign.contacts.values_list("id", flat=True)),
+        group_ids=tuple(campaign.groups.values_list("id", flat=True)),
+        send_at=max(campaign.scheduled_at or now, now),
+    )
+    prepared = campaign_prepare(user=user, draft=draft, now=now)
+    copy = Campaign(account=user, status=Campaign.Status.SCHEDULED, copied_from=campaign, gateway=campaign.gateway)
+    _apply(copy, draft, prepared)
+    copy.save()
+    copy.contacts.set(draft.contact_ids)
+    copy.groups.set(draft.group_ids)
+    _nudge_dispatcher()
+    return copy, prepared
+
+
+def _regions_of(numbers: Iterable[str]) -> dict[str, str]:
+    normalizer = PhoneNormalizer(allow_landline=True)
+    return {number: normalizer.normalize(number).region or "" for number in numbers}
+
+
+@transaction.atomic
+def campaign_delete(*, user, campaign: Campaign) -> Campaign:
+    """Cancel a scheduled campaign: it will never be sent (SND-12). Refused with
+    :class:`CampaignLocked` when the dispatcher already claimed it."""
+    locked = _lock_scheduled(user=user, campaign_id=campaign.pk)
+    locked.status = Campaign.Status.CANCELLED
+    locked.save(update_fields=["status", "updated_at"])
+    return locked
+
+
+def campaign_hide(*, user, campaign: Campaign) -> None:
+    """Remove a sent campaign from "Sent SMS" (SND-13): a sent SMS cannot be recalled; its
+    messages and accounting stay. Idempotent."""
+    Campaign.objects.filter(account=user, pk=campaign.pk, hidden_at__isnull=True).exclude(
+        status__in=[Campaign.Status.SCHEDULED, Campaign.Status.DRAFT, Campaign.Status.CANCELLED]
+    ).update(hidden_at=timezone.now())
