@@ -72,11 +72,17 @@ class CampaignForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.parsed_numbers = ParsedNumbers()
         self.fields["send_at"].help_text = self.fields["send_at"].help_text % {"tz": user.time_zone}
 
     def clean_recipients(self) -> ParsedNumbers:
         kind = self.cleaned_data.get("kind", Campaign.Kind.SMS)
-        return parse_numbers(raw=self.cleaned_data["recipients"], default_region=self.user.default_region, kind=kind)
+        # Kept aside: an invalid entry makes the field an error, yet the live summary still
+        # counts the valid numbers and lists the invalid ones.
+        self.parsed_numbers = parse_numbers(
+            raw=self.cleaned_data["recipients"], default_region=self.user.default_region, kind=kind
+        )
+        return self.parsed_numbers
 
     def _scoped_ids(self, name: str, model) -> tuple[int, ...]:
         ids = self.cleaned_data[name]
@@ -136,7 +142,7 @@ class CampaignForm(forms.Form):
             sender=data.get("sender", ""),
             is_marketing=data.get("is_marketing", False),
             append_stop=data.get("append_stop", False),
-            numbers=data.get("recipients") or ParsedNumbers(),
+            numbers=self.parsed_numbers,
             contact_ids=data.get("contacts") or (),
             group_ids=data.get("groups") or (),
             send_at=data.get("send_at"),

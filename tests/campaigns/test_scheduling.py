@@ -30,7 +30,9 @@ def test_ambiguous_autumn_time_is_the_first_occurrence():
     assert parse_send_date("25/10/2026 02:30", time_zone="Europe/Paris") == utc(2026, 10, 25, 0, 30)
 
 
-@pytest.mark.parametrize("text", ["29/03/2026 02:30", "31/02/2026 10:00", "2026/12/24 10:00", "tomorrow", "", "24/12/2026"])
+@pytest.mark.parametrize(
+    "text", ["29/03/2026 02:30", "31/02/2026 10:00", "2026/12/24 10:00", "tomorrow", "", "24/12/2026"]
+)
 def test_invalid_or_nonexistent_dates_are_refused(text):
     with pytest.raises(InvalidSendDate):
         parse_send_date(text, time_zone="Europe/Paris")
