@@ -64,19 +64,19 @@ def test_estimate_dedupes_across_numbers_contacts_and_groups_and_drops_blacklist
 
 def test_estimate_prices_each_personalised_text(rich_user):
     short = ContactFactory(account=rich_user, last_name="Li")
-    long = ContactFactory(account=rich_user, last_name="X" * 160)
+    long = ContactFactory(account=rich_user, last_name="X" * 90, company="Y" * 100)
     estimate = recipients_estimate(
         account_id=rich_user.pk,
         kind="sms",
-        text="Bonjour $nom",
+        text="Bonjour $nom $societe",
         numbers=numbers("0612345678"),
         contact_ids=[short.pk, long.pk],
     )
     assert estimate.recipients == 3
     assert estimate.credits == Decimal("4")  # 1 + 1 + 2 parts
     assert estimate.longest.parts == 2
-    assert estimate.preview[0] == ("+33612345678", "Bonjour ")  # typed numbers have empty fields
-    assert ("+33" in estimate.preview[1][0]) and estimate.preview[1][1] == "Bonjour Li"
+    assert estimate.preview[0] == ("+33612345678", "Bonjour  ")  # typed numbers have empty fields
+    assert (short.mobile, "Bonjour Li ") in estimate.preview[1:]
 
 
 def test_estimate_of_other_accounts_contacts_is_empty(rich_user, other_user):
