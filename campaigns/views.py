@@ -21,6 +21,7 @@ from .forms import CampaignForm, TemplateForm
 from .models import Campaign, Template
 from .text import PERSONALISATION_FIELDS
 
+SUMMARY_CACHE_SECONDS = 30  # typing re-prices cached recipient counts; a send always recounts
 EXPORT_HEADER = ("Date", "Number", "Text", "Parts", "Credits", "Status")
 
 
@@ -111,6 +112,7 @@ def summary(request):
         numbers=draft.numbers,
         contact_ids=draft.contact_ids,
         group_ids=draft.group_ids,
+        cache_seconds=SUMMARY_CACHE_SECONDS,
     )
     needs_opt_out = composer.needs_opt_out(kind=draft.kind, sender=draft.sender)
     context = {

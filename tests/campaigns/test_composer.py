@@ -42,22 +42,24 @@ def test_landlines_only_for_voice():
     assert numbers("01 42 68 53 00", kind="voice").numbers == ("+33142685300",)
 
 
-def test_estimate_dedupes_across_numbers_contacts_and_groups_and_drops_blacklisted(rich_user):
+@pytest.mark.parametrize("text", ["Hi", "Hi $prenom"])  # the SQL path and the per-contact path
+def test_estimate_dedupes_across_numbers_contacts_and_groups_and_drops_blacklisted(rich_user, text):
     group = GroupFactory(account=rich_user)
     in_group = [ContactFactory(account=rich_user, mobile=f"+3361111111{i}") for i in range(3)]
     group.contacts.add(*in_group)
-    picked = ContactFactory(account=rich_user, mobile="+33611111110")  # also in the group
+    picked = ContactFactory(account=rich_user, mobile="+33611111110")  # another contact, same number
+    also_in_group = in_group[1]  # picked directly and through the group: one recipient, no duplicate
     BlacklistEntry.objects.create(account=rich_user, number="+33611111112")
     parsed = numbers("0611111111, 06 11 11 11 11, +447400123456")
     estimate = recipients_estimate(
         account_id=rich_user.pk,
         kind="sms",
-        text="Hi",
+        text=text,
         numbers=parsed,
-        contact_ids=[picked.pk],
+        contact_ids=[picked.pk, also_in_group.pk],
         group_ids=[group.pk],
     )
-    # 0611111111 typed twice and in the group; 0611111110 picked and in the group.
+    # 0611111111 typed twice and in the group; 0611111110 held by two contacts.
     assert (estimate.recipients, estimate.duplicates, estimate.blacklisted) == (3, 3, 1)
     assert estimate.credits == Decimal("4")  # 2 FR x 1 + 1 GB x 2
 

@@ -3,6 +3,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from openpyxl import load_workbook
 
@@ -10,6 +11,12 @@ from campaigns.models import Campaign, Template
 from tests.factories import CampaignFactory, ContactFactory, GroupFactory, MessageFactory, RateFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The live summary caches recipient counts; ids can repeat across tests on SQLite.
+    cache.clear()
 
 
 @pytest.fixture
@@ -53,6 +60,18 @@ def test_summary_reports_euro_rule_cost_invalid_entries_and_counts(client_logged
     assert context["estimate"].recipients == 3 and context["estimate"].duplicates == 1
     assert context["estimate"].credits == Decimal("3")
     assert context["invalid"][0][0] == "nope"
+
+
+def test_summary_reprices_cached_counts_while_a_send_recounts(client_logged, funded):
+    group = GroupFactory(account=funded)
+    group.contacts.add(ContactFactory(account=funded))
+    assert summary(client_logged, text="Hi", recipients="", groups=group.pk)["estimate"].credits == Decimal("1")
+    group.contacts.add(ContactFactory(account=funded))
+    long_text = summary(client_logged, text="x" * 200, recipients="", groups=group.pk)
+    assert long_text["estimate"].credits == Decimal("2")  # counts from the cache, parts from the new text
+    response = post_new(client_logged, recipients="", groups=group.pk, text="Hi", send_at="24/12/2030 09:30")
+    notices = [str(message) for message in client_logged.get(response["Location"]).context["messages"]]
+    assert any("SMS to 2 recipient(s)" in notice for notice in notices)
 
 
 def test_summary_personalises_the_preview(client_logged, funded):
