@@ -83,7 +83,9 @@ def new(request):
                 form.add_error(None, str(refusal))
             else:
                 _saved_notice(request, campaign, prepared)
-                return redirect("campaigns:scheduled" if prepared.scheduled_at > timezone.now() else "campaigns:sent")
+                if prepared.scheduled_at > timezone.now():
+                    return redirect("campaigns:scheduled")
+                return redirect("campaigns:detail", uuid=campaign.uuid)
     else:
         initial = {}
         if source := request.GET.get("from"):

@@ -91,11 +91,18 @@ def post_new(client, **data):
     return client.post(reverse("campaigns:new"), payload)
 
 
-def test_send_now_creates_a_campaign_and_redirects(client_logged, funded):
+def test_send_now_creates_a_campaign_and_shows_it(client_logged, funded):
     response = post_new(client_logged)
-    assert response.status_code == 302
     campaign = Campaign.objects.get()
+    assert response["Location"] == reverse("campaigns:detail", args=[campaign.uuid])
     assert campaign.account == funded and campaign.numbers == ["+33612345678"]
+
+
+def test_scheduled_list_shows_dates_in_the_account_time_zone(client_logged, funded):
+    funded.time_zone = "Asia/Tokyo"
+    funded.save(update_fields=["time_zone"])
+    CampaignFactory(account=funded, scheduled_at="2030-06-01T08:00Z")
+    assert "01/06/2030 17:00" in client_logged.get(reverse("campaigns:scheduled")).content.decode()
 
 
 def test_schedule_in_the_account_time_zone(client_logged, funded):
