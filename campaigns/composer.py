@@ -356,7 +356,7 @@ def _apply(campaign: Campaign, draft: Draft, prepared: Prepared) -> None:
     campaign.scheduled_at = prepared.scheduled_at
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def campaign_create(*, user, draft: Draft, now: dt.datetime | None = None) -> tuple[Campaign, Prepared]:
     """Save a send as a ``scheduled`` campaign (now, the typed date, or the SND-18 deferred
     moment) and nudge the dispatcher after commit. Raises :class:`CampaignRefused`; nothing is
@@ -378,7 +378,7 @@ def _lock_scheduled(*, user, campaign_id: int) -> Campaign:
     return campaign
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def campaign_update(
     *, user, campaign: Campaign, draft: Draft, now: dt.datetime | None = None
 ) -> tuple[Campaign, Prepared]:
@@ -397,7 +397,7 @@ def campaign_update(
     return locked, prepared
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def campaign_copy(*, user, campaign: Campaign, now: dt.datetime | None = None) -> tuple[Campaign, Prepared]:
     """A new scheduled campaign with the same content, recipients and date; sent at once when
     that date is past (SND-12). The original is untouched. Checked like a new send."""
@@ -427,7 +427,7 @@ def _regions_of(numbers: Iterable[str]) -> dict[str, str]:
     return {number: normalizer.normalize(number).region or "" for number in numbers}
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def campaign_delete(*, user, campaign: Campaign) -> Campaign:
     """Cancel a scheduled campaign: it will never be sent (SND-12). Refused with
     :class:`CampaignLocked` when the dispatcher already claimed it."""

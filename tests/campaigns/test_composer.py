@@ -230,3 +230,17 @@ def test_hide_keeps_the_campaign_but_only_for_sent_ones(rich_user):
     scheduled.refresh_from_db()
     assert sent.hidden_at is not None and scheduled.hidden_at is None
     assert sent.hidden_at <= timezone.now()
+
+
+def test_update_refuses_a_new_past_date_but_keeps_an_unchanged_one(rich_user):
+    campaign = CampaignFactory(account=rich_user, scheduled_at=NOW + dt.timedelta(minutes=5))
+    later_now = NOW + dt.timedelta(minutes=10)  # the date passed while the user was editing
+    with pytest.raises(CampaignRefused, match="past"):
+        composer.campaign_update(
+            user=rich_user, campaign=campaign, draft=draft(send_at=NOW - dt.timedelta(days=1)), now=later_now
+        )
+    composer.campaign_update(
+        user=rich_user, campaign=campaign, draft=draft(text="Edited", send_at=campaign.scheduled_at), now=later_now
+    )
+    campaign.refresh_from_db()
+    assert campaign.text == "Edited" and campaign.scheduled_at == NOW + dt.timedelta(minutes=5)
