@@ -140,6 +140,7 @@ class Estimate:
     longest: SmsInfo | None = None
     uncovered: set[str] = field(default_factory=set)
     preview: list[tuple[str, str]] = field(default_factory=list)
+    partial: bool = False  # the live summary stopped counting personalised texts early
 
 
 def _contacts(*, account_id: int, contact_ids: Sequence[int], group_ids: Sequence[int]) -> QuerySet[Contact] | None:
@@ -169,6 +170,7 @@ def recipients_estimate(
     group_ids: Sequence[int] = (),
     preview_size: int = PREVIEW_SIZE,
     cache_seconds: int = 0,
+    personalised_limit: int | None = None,
 ) -> Estimate:
     """Count distinct, non-blacklisted recipients and price each personalised text with the one
     pricing function (billing.pricing) and the one counter (campaigns.text.analyze).
@@ -182,6 +184,8 @@ def recipients_estimate(
 
     ``cache_seconds`` (the live summary only, never a send) reuses the per-region counts of the
     same selection for that long, so typing re-prices without re-scanning a big group.
+    ``personalised_limit`` (the live summary only) stops the per-contact pass after that many
+    contacts and sets ``partial``: the figures are then lower bounds, checked in full at send.
     """
     rates = RateTable.load(kind)
     contacts = _contacts(account_id=account_id, contact_ids=contact_ids, group_ids=group_ids)
@@ -205,7 +209,15 @@ def recipients_estimate(
             add(number, numbers.regions[number], typed_info)
     if contacts is not None:
         if has_variables(text):
-            _add_personalised(estimate, add, contacts, account_id=account_id, text=text, typed=set(numbers.numbers))
+            _add_personalised(
+                estimate,
+                add,
+                contacts,
+                account_id=account_id,
+                text=text,
+                typed=set(numbers.numbers),
+                limit=personalised_limit,
+            )
         else:
             key = (
                 "composer:counts:"
@@ -254,14 +266,23 @@ def _add_uniform(estimate: Estimate, add, counts: dict, *, info: SmsInfo) -> Non
             add("", row["region"], info, allowed)
 
 
-def _add_personalised(estimate: Estimate, add, contacts: QuerySet, *, account_id: int, text: str, typed) -> None:
+def _add_personalised(
+    estimate: Estimate, add, contacts: QuerySet, *, account_id: int, text: str, typed, limit: int | None
+) -> None:
     """One text per contact: stream the fields and count each text; the first contact holding
     a number wins (as the pipeline's one message per number)."""
     seen = set(typed)
     rows = contacts.annotate(blocked=_blacklisted(account_id)).values_list(
         "mobile", "region", "last_name", "first_name", "email", "company", "blocked"
     )
-    for mobile, region, last_name, first_name, email, company, blocked in rows.iterator(chunk_size=_CHUNK):
+    if limit is not None:
+        rows = rows.order_by()[: limit + 1]
+    for index, (mobile, region, last_name, first_name, email, company, blocked) in enumerate(
+        rows.iterator(chunk_size=_CHUNK)
+    ):
+        if limit is not None and index == limit:
+            estimate.partial = True
+            break
         if mobile in seen:
             estimate.duplicates += 1
             continue

@@ -22,6 +22,7 @@ from .models import Campaign, Template
 from .text import PERSONALISATION_FIELDS
 
 SUMMARY_CACHE_SECONDS = 30  # typing re-prices cached recipient counts; a send always recounts
+SUMMARY_PERSONALISED_LIMIT = 20_000  # per-contact texts counted live; a send counts them all
 EXPORT_HEADER = ("Date", "Number", "Text", "Parts", "Credits", "Status")
 
 
@@ -115,6 +116,7 @@ def summary(request):
         contact_ids=draft.contact_ids,
         group_ids=draft.group_ids,
         cache_seconds=SUMMARY_CACHE_SECONDS,
+        personalised_limit=SUMMARY_PERSONALISED_LIMIT,
     )
     needs_opt_out = composer.needs_opt_out(kind=draft.kind, sender=draft.sender)
     context = {

@@ -244,3 +244,19 @@ def test_update_refuses_a_new_past_date_but_keeps_an_unchanged_one(rich_user):
     )
     campaign.refresh_from_db()
     assert campaign.text == "Edited" and campaign.scheduled_at == NOW + dt.timedelta(minutes=5)
+
+
+def test_live_estimate_of_personalised_texts_can_stop_early_and_says_so(rich_user):
+    group = GroupFactory(account=rich_user)
+    group.contacts.add(*ContactFactory.create_batch(5, account=rich_user))
+    kwargs = {
+        "account_id": rich_user.pk,
+        "kind": "sms",
+        "text": "Hi $nom",
+        "numbers": numbers(""),
+        "group_ids": [group.pk],
+    }
+    partial = recipients_estimate(**kwargs, personalised_limit=3)
+    assert partial.partial and partial.recipients == 3
+    full = recipients_estimate(**kwargs)
+    assert not full.partial and full.recipients == 5
