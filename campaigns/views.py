@@ -29,17 +29,19 @@ EXPORT_HEADER = ("Date", "Number", "Text", "Parts", "Credits", "Status")
 def _compose_context(request, form, *, campaign=None) -> dict:
     ids = form["contacts"].value() or []
     group_ids = form["groups"].value() or []
-    contacts = group = []
+    # Chips for what is already picked (a re-displayed form, an edit, a resend); bad ids are
+    # the form's error to report, not this helper's.
+    contacts, groups = [], []
     try:
         contacts = list(request.user.contacts.filter(pk__in=[int(i) for i in ids]))
-        group = list(request.user.contact_groups.filter(pk__in=[int(i) for i in group_ids]))
+        groups = list(request.user.contact_groups.filter(pk__in=[int(i) for i in group_ids]))
     except (TypeError, ValueError):
         pass
     return {
         "form": form,
         "campaign": campaign,
         "chosen_contacts": contacts,
-        "chosen_groups": group,
+        "chosen_groups": groups,
         "variables": PERSONALISATION_FIELDS,
         "templates": selectors.template_list(user=request.user).only("id", "name", "text"),
     }
