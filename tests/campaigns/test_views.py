@@ -150,7 +150,9 @@ def test_unconfirmed_account_cannot_send(client_logged, funded):
     assert not Campaign.objects.exists()
 
 
-def test_picker_searches_own_contacts_and_groups_with_keyset_pages(client_logged, funded, other_user):
+def test_picker_searches_own_contacts_and_groups_with_keyset_pages(
+    client_logged, funded, other_user, django_assert_max_num_queries
+):
     GroupFactory(account=funded, name="Clients VIP")
     GroupFactory(account=other_user, name="Clients other")
     for i in range(20):
@@ -158,7 +160,8 @@ def test_picker_searches_own_contacts_and_groups_with_keyset_pages(client_logged
     ContactFactory(account=other_user, last_name="Martin-foreign")
     response = client_logged.get(reverse("campaigns:picker"), {"q": "Clients"})
     assert [g.name for g in response.context["groups"]] == ["Clients VIP"]
-    first = client_logged.get(reverse("campaigns:picker"), {"q": "martin"})
+    with django_assert_max_num_queries(4):  # session, user, groups, contacts
+        first = client_logged.get(reverse("campaigns:picker"), {"q": "martin"})
     assert len(first.context["contacts"]) == 15 and first.context["next_before"]
     second = client_logged.get(reverse("campaigns:picker"), {"q": "martin", "before": first.context["next_before"]})
     names = {c.last_name for c in first.context["contacts"]} | {c.last_name for c in second.context["contacts"]}
