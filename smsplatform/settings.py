@@ -260,6 +260,9 @@ AXES_USERNAME_CALLABLE = "accounts.backends.axes_username"
 # Per-request time zone and language of the logged-in account; logs blocked accounts out.
 MIDDLEWARE.append("accounts.middleware.AccountMiddleware")
 
+# campaigns (composer): the opt-out sentence "Append the STOP mention" adds (SND-9); empty = "STOP: <support phone>".
+SMS_STOP_MENTION = env("SMS_STOP_MENTION", default="")
+
 # --- Sending pipeline (campaigns/pipeline.py, campaigns/tasks.py) ---------------------------------
 CELERY_BEAT_SCHEDULE["dispatch-due-campaigns"] = {
     "task": "campaigns.tasks.dispatch_due_campaigns",

@@ -1,3 +1,5 @@
+import datetime
+
 import factory
 from django.utils import timezone
 
@@ -21,3 +23,60 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+# campaigns (composer) ---------------------------------------------------------------------------
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "addressbook.Contact"
+
+    account = factory.SubFactory(UserFactory)
+    mobile = factory.Sequence(lambda n: f"+336{n:08d}")
+    region = "FR"
+    last_name = "Durand"
+    first_name = "Paul"
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "addressbook.Group"
+
+    account = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Group {n}")
+
+
+class RateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.Rate"
+        django_get_or_create = ("kind", "region")
+
+    kind = "sms"
+    region = "FR"
+    credits_per_part = 1
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Campaign"
+
+    account = factory.SubFactory(UserFactory)
+    text = "Hello"
+    numbers = factory.LazyFunction(lambda: ["+33612345678"])
+    status = "scheduled"
+    scheduled_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(days=2))
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Message"
+
+    campaign = factory.SubFactory(CampaignFactory, status="done")
+    account = factory.SelfAttribute("campaign.account")
+    phone = factory.Sequence(lambda n: f"+336{n:08d}")
+    region = "FR"
+    text = factory.SelfAttribute("campaign.text")
+    parts = 1
+    credits = 1
+    status = 60
