@@ -354,14 +354,7 @@ def callback_sign(*, body: bytes, timestamp: int, secret: str) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def carrier_callback_apply(*, gateway_alias: str, body: bytes, timestamp: str, signature: str) -> CarrierEvents:
-    """Authenticate a carrier's HTTP callback and apply its events (GW-2).
-
-    The signature covers the timestamp and the raw body; a timestamp more than
-    ``SMS_CALLBACK_MAX_AGE`` seconds away is refused, so a captured post cannot be replayed
-    later, and one replayed within the window changes nothing (receipts are forward-only,
-    replies unique by carrier id). Raises ``CallbackRejected`` and applies nothing otherwise.
-    """
+def _callback_events(*, body: bytes, timestamp: str, signature: str) -> CarrierEvents:
     secret = settings.SMS_CALLBACK_SECRET
     if not secret:
         raise CallbackRejected("Carrier callbacks are disabled (SMS_CALLBACK_SECRET is not set).")
@@ -374,8 +367,83 @@ def carrier_callback_apply(*, gateway_alias: str, body: bytes, timestamp: str, s
     if not hmac.compare_digest(callback_sign(body=body, timestamp=ts, secret=secret), signature or ""):
         raise CallbackRejected("Bad signature.")
     try:
-        events = parse_json_events(json.loads(body))
+        return parse_json_events(json.loads(body))
     except (ValueError, AttributeError) as exc:
         raise CallbackRejected(f"Malformed body: {exc}") from None
-    apply_carrier_events(gateway_alias=gateway_alias, events=events)
+
+
+def carrier_callback_apply(*, gateway_alias: str, body: bytes, timestamp: str, signature: str) -> CarrierEvents:
+    """Authenticate a carrier's HTTP callback and apply its events (GW-2).
+
+    The signature covers the timestamp and the raw body; a timestamp more than
+    ``SMS_CALLBACK_MAX_AGE`` seconds away is refused, so a captured post cannot be replayed
+    later, and one replayed within the window changes nothing (receipts are forward-only,
+    replies unique by carrier id). Raises ``CallbackRejected`` and applies nothing otherwise.
+
+    With a Redis broker the verified body is pushed onto a Redis list and applied in bulk by
+    ``flush_carrier_callbacks`` (scheduled at most once per second per gateway): the endpoint
+    answers without touching PostgreSQL and receipts are applied thousands at a time. Without
+    Redis (zero-setup broker) the events are applied at once.
+    """
+    events = _callback_events(body=body, timestamp=timestamp, signature=signature)
+    client = _callback_redis()
+    if client is None:
+        apply_carrier_events(gateway_alias=gateway_alias, events=events)
+        return events
+    client.rpush(_buffer_key(gateway_alias), body)
+    if client.set(_flag_key(gateway_alias), 1, nx=True, ex=5):
+        from .tasks import flush_carrier_callbacks
+
+        flush_carrier_callbacks.delay(gateway_alias)
     return events
+
+
+_redis_client = None
+
+
+def _callback_redis():
+    global _redis_client
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(url)
+    return _redis_client
+
+
+def _buffer_key(alias: str) -> str:
+    return f"smsplatform:callbacks:{alias}"
+
+
+def _flag_key(alias: str) -> str:
+    return f"smsplatform:callbacks:{alias}:scheduled"
+
+
+def carrier_callbacks_flush(*, gateway_alias: str, batch: int = 2000) -> int:
+    """Apply the buffered callback bodies of a gateway in bulk; return how many bodies.
+
+    The "scheduled" flag is cleared before draining, so a body pushed during the drain either
+    is drained now or schedules the next flush. A crash mid-flush loses the popped bodies'
+    application only until the carrier retries (it got a 200) -- hence bodies are re-pushed
+    when applying fails.
+    """
+    client = _callback_redis()
+    if client is None:
+        return 0
+    client.delete(_flag_key(gateway_alias))
+    done = 0
+    while bodies := client.lpop(_buffer_key(gateway_alias), batch):
+        receipts, inbound = [], []
+        for body in bodies:
+            events = parse_json_events(json.loads(body))
+            receipts += events.receipts
+            inbound += events.inbound
+        try:
+            apply_carrier_events(gateway_alias=gateway_alias, events=CarrierEvents(receipts=receipts, inbound=inbound))
+        except Exception:
+            client.rpush(_buffer_key(gateway_alias), *bodies)
+            raise
+        done += len(bodies)
+    return done

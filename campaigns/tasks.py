@@ -70,11 +70,23 @@ def submit_batch(self, campaign_id: int, first_id: int, last_id: int) -> None:
 @shared_task(ignore_result=True)
 def requeue_stale_claims() -> None:
     """Housekeeping (beat): re-submit messages whose worker died mid-batch, re-expand campaigns
-    whose expansion was lost."""
+    whose expansion was lost, apply carrier callbacks a lost flush left in Redis."""
     for campaign_id, first_id, last_id in pipeline.messages_requeue_stale():
         submit_batch.delay(campaign_id, first_id, last_id)
     for campaign_id in pipeline.campaigns_stuck_dispatching():
         expand_campaign.delay(campaign_id)
+    from django.conf import settings
+
+    for alias in settings.SMS_GATEWAYS:  # callbacks left behind by a lost flush task
+        flush_carrier_callbacks.delay(alias)
+
+
+@shared_task(ignore_result=True, acks_late=True, queue="sending")
+def flush_carrier_callbacks(alias: str) -> None:
+    """Apply the carrier callbacks buffered in Redis for ``alias`` in bulk (GW-2)."""
+    from .receipts import carrier_callbacks_flush
+
+    carrier_callbacks_flush(gateway_alias=alias)
 
 
 @shared_task(ignore_result=True, queue="sending")

@@ -210,3 +210,29 @@ def test_malformed_callback_is_refused_and_unknown_gateway_404(client, sent, sec
 def test_callbacks_disabled_without_secret(client, sent, settings):
     settings.SMS_CALLBACK_SECRET = ""
     assert post(client, {"receipts": []}, secret="").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_callbacks_are_buffered_then_applied_in_bulk(client, user, secret, redis_url, monkeypatch):
+    from campaigns import receipts
+    from smsplatform.celery import app
+
+    make_rates()
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(1), fr(2)])
+    tasks.dispatch_due_campaigns()
+    a, b = Message.objects.filter(campaign=campaign).order_by("phone")
+    monkeypatch.setattr(receipts, "_redis_client", None)
+    app.conf.task_always_eager = False  # leave the flush task queued: nothing applied yet
+    try:
+        for message in (a, b):
+            assert post(client, {"receipts": [{"id": message.carrier_id, "status": "received"}]}).status_code == 200
+    finally:
+        app.conf.task_always_eager = True
+        import redis
+
+        redis.Redis.from_url(redis_url).delete("sending")  # the queued flush task: not for another run
+    assert status(a) == status(b) == S.SENT
+    assert receipts.carrier_callbacks_flush(gateway_alias="default") == 2
+    assert status(a) == status(b) == S.RECEIVED
+    assert receipts.carrier_callbacks_flush(gateway_alias="default") == 0
