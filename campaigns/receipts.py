@@ -390,8 +390,14 @@ def carrier_callback_apply(*, gateway_alias: str, body: bytes, timestamp: str, s
     if client is None:
         apply_carrier_events(gateway_alias=gateway_alias, events=events)
         return events
-    client.rpush(_buffer_key(gateway_alias), body)
-    if client.set(_flag_key(gateway_alias), 1, nx=True, ex=5):
+    # One round trip: push the body and raise the "flush scheduled" flag if it was down.
+    _pushed, scheduled_now = (
+        client.pipeline(transaction=False)
+        .rpush(_buffer_key(gateway_alias), body)
+        .set(_flag_key(gateway_alias), 1, nx=True, ex=5)
+        .execute()
+    )
+    if scheduled_now:
         from .tasks import flush_carrier_callbacks
 
         flush_carrier_callbacks.delay(gateway_alias)
