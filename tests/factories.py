@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import factory
 from django.utils import timezone
 
@@ -21,3 +23,23 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+class PackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.Pack"
+
+    credits = 1000
+    price_eur = factory.LazyAttribute(lambda p: p.credits * Decimal("0.075"))
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """A pending bank-transfer order for 1,000 credits at 75 EUR."""
+
+    class Meta:
+        model = "billing.Order"
+
+    account = factory.SubFactory(UserFactory)
+    credits = 1000
+    price_eur = factory.LazyFunction(lambda: Decimal("75"))
+    method = "transfer"
