@@ -38,7 +38,7 @@ class TransactionFilterForm(forms.Form):
 
 
 def region_choices():
-    names = dict(Rate.objects.filter(kind=Rate.Kind.SMS).values_list("region", "country_name"))
+    names = dict(Rate.objects.values_list("region", "country_name"))
     return sorted(((region, f"{name} ({region})") for region, name in names.items()), key=lambda c: c[1])
 
 

@@ -73,7 +73,7 @@ def webhook_handle(*, payload: bytes, signature: str) -> bool:
     if event.type != "checkout.session.completed":
         return False
     session = event.data.object
-    if session.get("payment_status") != "paid":
+    if getattr(session, "payment_status", None) != "paid":
         return False
     order = Order.objects.filter(stripe_session_id=session.id).only("id").first()
     if order is None:
