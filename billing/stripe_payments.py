@@ -8,9 +8,10 @@ import logging
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from .models import Order
-from .services import order_amounts, order_mark_paid
+from .services import BillingError, order_amounts, order_cancel, order_mark_paid
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def checkout_session_create(*, order: Order, success_url: str, cancel_url: str, 
     """Create the Checkout Session of a pending card order, remember its id, return Stripe's payment URL.
 
     The order's UUID is the idempotency key, so a retried request never opens two sessions.
+    When Stripe cannot be reached or refuses, the order is cancelled and ``BillingError`` raised.
     """
     _excl, _vat, incl = order_amounts(order.price_eur)
     params = {
@@ -54,7 +56,14 @@ def checkout_session_create(*, order: Order, success_url: str, cancel_url: str, 
     }
     if customer_email:
         params["customer_email"] = customer_email
-    session = _client().v1.checkout.sessions.create(params, {"idempotency_key": f"order:{order.uuid}"})
+    try:
+        session = _client().v1.checkout.sessions.create(params, {"idempotency_key": f"order:{order.uuid}"})
+    except stripe.StripeError as exc:
+        logger.warning("Stripe Checkout session for order %s failed: %s", order.uuid, exc)
+        order_cancel(order_id=order.pk)
+        raise BillingError(
+            _("Card payment is unavailable right now. Please try again or pay by bank transfer.")
+        ) from exc
     Order.objects.filter(pk=order.pk).update(stripe_session_id=session.id)
     order.stripe_session_id = session.id
     return session.url

@@ -37,7 +37,7 @@ PAGE_SIZE = 50
 
 def rates(request):
     packs = Pack.objects.filter(active=True)
-    return render(request, "billing/rates.html", {"packs": packs})
+    return render(request, "billing/pack_list.html", {"packs": packs})
 
 
 def rates_international(request):
@@ -54,7 +54,7 @@ def rates_international(request):
             rate.region, {"region": rate.region, "name": rate.country_name, "calling_code": rate.calling_code}
         )
         country[rate.kind] = rate.credits_per_part
-    return render(request, "billing/rates_international.html", {"countries": countries.values(), "query": query})
+    return render(request, "billing/rate_list.html", {"countries": countries.values(), "query": query})
 
 
 def simulator(request):
@@ -82,7 +82,7 @@ def simulator(request):
     names = dict(choices)
     lines = [(names.get(line.region, line.region), line) for line in result.lines] if result else []
     return render(
-        request, "billing/simulator.html", {"form": form, "formset": formset, "result": result, "lines": lines}
+        request, "billing/quote_form.html", {"form": form, "formset": formset, "result": result, "lines": lines}
     )
 
 
@@ -102,16 +102,23 @@ def buy(request):
             form.add_error(None, str(exc))
         else:
             detail = request.build_absolute_uri(reverse("billing:order", args=[order.uuid]))
-            if order.method == Order.Method.CARD:
+            if order.method != Order.Method.CARD:
+                return redirect(detail)
+            try:
                 url = checkout_session_create(
                     order=order,
                     success_url=detail,
                     cancel_url=request.build_absolute_uri(reverse("billing:buy")),
                     customer_email=request.user.email,
                 )
+            except BillingError as exc:
+                form.add_error(None, str(exc))
+            else:
                 return redirect(url)
-            return redirect(detail)
-    return render(request, "billing/buy.html", {"form": form, "card_enabled": card_enabled})
+    pending = Order.objects.filter(account=request.user, status=Order.Status.PENDING).order_by("-id")[:20]
+    return render(
+        request, "billing/order_create.html", {"form": form, "card_enabled": card_enabled, "pending": pending}
+    )
 
 
 def _own_order(request, uuid) -> Order:
@@ -166,7 +173,7 @@ def transfer(request):
                 _("%(amount)s credits sent to %(account)s.") % {"amount": done.amount, "account": done.recipient},
             )
             return redirect("billing:transactions")
-    return render(request, "billing/transfer.html", {"form": form})
+    return render(request, "billing/transfer_create.html", {"form": form})
 
 
 class _KeysetPage:
@@ -236,7 +243,7 @@ def transactions(request):
     )
     return render(
         request,
-        "billing/transactions.html",
+        "billing/transaction_list.html",
         {"entries": page, "page": pager, "filters": filters, "export_query": export_query},
     )
 

@@ -22,18 +22,22 @@ WEBHOOK_SECRET = "whsec_test_billing"
 
 class _StripeStub(BaseHTTPRequestHandler):
     requests: list = []
+    refuse = False
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         self.requests.append({"path": self.path, "form": parse_qs(body), "headers": dict(self.headers)})
-        payload = json.dumps(
-            {
-                "id": "cs_test_stub123",
-                "object": "checkout.session",
-                "url": "https://checkout.stripe.test/pay/cs_test_stub123",
-            }
-        ).encode()
-        self.send_response(200)
+        if self.refuse:
+            payload = json.dumps({"error": {"type": "invalid_request_error", "message": "No such price"}}).encode()
+        else:
+            payload = json.dumps(
+                {
+                    "id": "cs_test_stub123",
+                    "object": "checkout.session",
+                    "url": "https://checkout.stripe.test/pay/cs_test_stub123",
+                }
+            ).encode()
+        self.send_response(400 if self.refuse else 200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -46,6 +50,7 @@ class _StripeStub(BaseHTTPRequestHandler):
 @pytest.fixture
 def stripe_stub(settings):
     _StripeStub.requests = []
+    _StripeStub.refuse = False
     server = ThreadingHTTPServer(("127.0.0.1", STUB_PORT), _StripeStub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -74,6 +79,14 @@ def test_card_purchase_creates_a_checkout_session_and_credits_nothing(client_log
     assert form["success_url"][0].endswith(reverse("billing:order", args=[order.uuid]))
     user.refresh_from_db()
     assert user.credit_balance == 0
+
+
+def test_stripe_refusal_cancels_the_order_and_says_so(client_logged, user, stripe_stub):
+    _StripeStub.refuse = True
+    pack = PackFactory()
+    response = client_logged.post(reverse("billing:buy"), {"pack": pack.pk, "method": "card"})
+    assert response.status_code == 200 and "Card payment is unavailable" in response.content.decode()
+    assert Order.objects.get(account=user).status == "cancelled"
 
 
 def _event(session_id: str, *, payment_status="paid", event_type="checkout.session.completed") -> str:
