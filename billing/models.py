@@ -61,8 +61,10 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(condition=~models.Q(amount=0), name="billing_ledger_amount_non_zero"),
         ]
         indexes = [
-            # Transactions page: an account's entries, newest first (keyset on id).
-            models.Index(fields=["account", "-id"], name="billing_ledger_account_id_idx"),
+            # Transactions page, newest first, keyset on (created_at, id): a period filter is an index range.
+            models.Index(fields=["account", "-created_at", "-id"], name="billing_ledger_acct_time_idx"),
+            # ...and filtered by kind: a rare kind (adjustments) would otherwise walk every entry.
+            models.Index(fields=["account", "kind", "-created_at", "-id"], name="billing_ledger_acct_kind_idx"),
         ]
 
     def __str__(self):

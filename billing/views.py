@@ -1,4 +1,3 @@
-import datetime
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -8,7 +7,6 @@ from django.db.models import Q
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -24,8 +22,9 @@ from .forms import (
     region_choices,
 )
 from .invoices import invoice_pdf
-from .models import Invoice, LedgerEntry, Order, Pack, Rate
+from .models import Invoice, Order, Pack, Rate
 from .pricing import UncoveredDestination, quote
+from .selectors import keyset_page, ledger_entries
 from .services import BillingError, InsufficientCredits, order_create, transfer_create
 from .stripe_payments import InvalidWebhook, card_payments_enabled, checkout_session_create, webhook_handle
 
@@ -176,47 +175,15 @@ def transfer(request):
     return render(request, "billing/transfer_create.html", {"form": form})
 
 
-class _KeysetPage:
-    """What templates/includes/pagination.html needs, for keyset (id) pagination."""
-
-    def __init__(self, entries, *, params, has_newer: bool, has_older: bool):
-        self.object_list = entries
-        self.has_previous, self.has_next = has_newer and bool(entries), has_older
-        base = {k: v for k, v in params.items() if k not in ("before", "after") and v}
-        if entries:
-            self.previous_query = urlencode({**base, "after": entries[0].pk})
-            self.next_query = urlencode({**base, "before": entries[-1].pk})
-
-
-def _entries(request, filters: TransactionFilterForm):
-    """The account's ledger entries matching the filter, newest first (the only scope: request.user)."""
-    entries = LedgerEntry.objects.filter(account=request.user)
-    if filters.is_valid():
-        data = filters.cleaned_data
-        tz = timezone.get_current_timezone()
-        if data["kind"]:
-            entries = entries.filter(kind=data["kind"])
-        if data["since"]:
-            entries = entries.filter(created_at__gte=datetime.datetime.combine(data["since"], datetime.time(), tz))
-        if data["until"]:
-            end = datetime.datetime.combine(data["until"] + datetime.timedelta(days=1), datetime.time(), tz)
-            entries = entries.filter(created_at__lt=end)
-    return entries
-
-
-def _int_param(request, name):
-    value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 @login_required
 def transactions(request):
     filters = TransactionFilterForm(request.GET)
-    entries = _entries(request, filters)
+    criteria = filters.cleaned_data if filters.is_valid() else {}
+    entries = ledger_entries(account_id=request.user.pk, **criteria)
     if request.GET.get("export") == "csv":
         rows = (
             (e.created_at.isoformat(), e.kind, e.amount, e.balance_after, e.reference)
-            for e in entries.order_by("-id")
+            for e in entries.order_by("-created_at", "-id")
             .only("created_at", "kind", "amount", "balance_after", "reference")
             .iterator(chunk_size=2000)
         )
@@ -225,26 +192,20 @@ def transactions(request):
             header=[_("Date"), _("Kind"), _("Amount"), _("Balance after"), _("Reference")],
             rows=rows,
         )
-    entries = entries.select_related("order__invoice", "campaign")
-    before, after = _int_param(request, "before"), _int_param(request, "after")
-    if after is not None:
-        page = list(entries.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
-        has_newer, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE][::-1]
-        has_older = True
-    else:
-        if before is not None:
-            entries = entries.filter(id__lt=before)
-        page = list(entries.order_by("-id")[: PAGE_SIZE + 1])
-        has_older, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
-        has_newer = before is not None
-    pager = _KeysetPage(page, params=request.GET.dict(), has_newer=has_newer, has_older=has_older)
+    page = keyset_page(
+        entries.select_related("order__invoice", "campaign"),
+        before=request.GET.get("before", ""),
+        after=request.GET.get("after", ""),
+        size=PAGE_SIZE,
+        params=request.GET.dict(),
+    )
     export_query = urlencode(
         {**{k: v for k, v in request.GET.items() if k in ("kind", "since", "until")}, "export": "csv"}
     )
     return render(
         request,
         "billing/transaction_list.html",
-        {"entries": page, "page": pager, "filters": filters, "export_query": export_query},
+        {"entries": page.object_list, "page": page, "filters": filters, "export_query": export_query},
     )
 
 
