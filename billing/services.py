@@ -226,7 +226,7 @@ def transfer_create(*, sender_id: int, recipient_account_id: str, amount: Decima
     """Move credits to another account now (BIL-8): a ``Transfer`` and two ledger entries.
 
     Refuses (``BillingError``, nothing written) a non-positive amount or one with more than 3
-    decimals, an unknown, inactive or blocked recipient, oneself, and (``InsufficientCredits``)
+    decimals, an unknown, inactive or blocked recipient, a blocked sender, oneself, and (``InsufficientCredits``)
     more than the balance. Both accounts are locked in primary-key order so two opposite
     transfers cannot deadlock.
     """
@@ -250,6 +250,8 @@ def transfer_create(*, sender_id: int, recipient_account_id: str, amount: Decima
             .only("id", "account_id", "is_active", "blocked_at", "credit_balance")
         }
         sender, recipient = accounts[sender_id], accounts[recipient.pk]
+        if not sender.is_active or sender.blocked_at is not None:
+            raise BillingError(_("Your account cannot transfer credits."))
         if not recipient.is_active or recipient.blocked_at is not None:
             raise BillingError(_("This account cannot receive credits."))
         if sender.credit_balance < amount:

@@ -79,7 +79,8 @@ def webhook_handle(*, payload: bytes, signature: str) -> bool:
         event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise InvalidWebhook(str(exc)) from exc
-    if event.type != "checkout.session.completed":
+    # Cards are confirmed with "completed"; delayed methods (SEPA debit...) later, with "async_payment_succeeded".
+    if event.type not in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
         return False
     session = event.data.object
     if getattr(session, "payment_status", None) != "paid":
@@ -88,5 +89,10 @@ def webhook_handle(*, payload: bytes, signature: str) -> bool:
     if order is None:
         logger.warning("Stripe session %s matches no order", session.id)
         return False
-    _order, paid_now = order_mark_paid(order_id=order.pk, stripe_session_id=session.id)
+    try:
+        _order, paid_now = order_mark_paid(order_id=order.pk, stripe_session_id=session.id)
+    except BillingError:
+        # Money arrived for an order we cancelled: staff must look; retries from Stripe would not help.
+        logger.error("Stripe paid session %s of order %s, which cannot be paid", session.id, order.pk)
+        return False
     return paid_now

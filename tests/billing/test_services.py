@@ -237,6 +237,17 @@ def test_transfer_refusals_change_nothing(user, other_user, recipient, amount, e
 
 
 @pytest.mark.django_db
+def test_blocked_sender_cannot_transfer(user, other_user):
+    from django.utils import timezone
+
+    ledger_post(account_id=user.pk, kind="bonus", amount=Decimal("20"))
+    type(user).objects.filter(pk=user.pk).update(blocked_at=timezone.now())
+    with pytest.raises(BillingError):
+        transfer_create(sender_id=user.pk, recipient_account_id=other_user.account_id, amount=Decimal("1"))
+    assert _balance(other_user) == 0
+
+
+@pytest.mark.django_db
 def test_credit_adjustment_is_a_ledger_entry_with_its_reason(user):
     staff = UserFactory(is_staff=True)
     entry = credit_adjust(account_id=user.pk, amount=Decimal("5"), reason="Goodwill after outage", by_user_id=staff.pk)

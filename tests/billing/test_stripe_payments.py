@@ -151,3 +151,16 @@ def test_unpaid_or_other_events_and_unknown_sessions_change_nothing(client, user
     assert _post_webhook(client, _event("cs_test_unknown")).status_code == 200
     card_order.refresh_from_db()
     assert card_order.status == "pending" and not LedgerEntry.objects.exists()
+
+
+def test_paid_session_of_a_cancelled_order_is_acknowledged_and_credits_nothing(client, user, card_order):
+    Order.objects.filter(pk=card_order.pk).update(status="cancelled")
+    assert _post_webhook(client, _event("cs_test_paid")).status_code == 200
+    assert not LedgerEntry.objects.exists()
+
+
+def test_delayed_payment_success_credits(client, user, card_order):
+    payload = _event("cs_test_paid", event_type="checkout.session.async_payment_succeeded")
+    assert _post_webhook(client, payload).status_code == 200
+    user.refresh_from_db()
+    assert user.credit_balance == Decimal("1000")
