@@ -59,6 +59,7 @@ class Quote:
     lines: tuple[QuoteLine, ...]
     total_credits: Decimal
     pack: Pack | None
+    non_gsm_chars: tuple[str, ...] = ()
 
 
 def cheapest_pack(credits: Decimal) -> Pack | None:
@@ -95,4 +96,5 @@ def quote(*, kind: str, text: str, recipients_by_region: Mapping[str, int]) -> Q
         lines=lines,
         total_credits=total,
         pack=cheapest_pack(total) if total > 0 else None,
+        non_gsm_chars=info.non_gsm_chars,
     )

@@ -56,7 +56,7 @@ def test_quote_multi_part_text_costs_per_part(catalogue):
 
 def test_quote_unicode_text_and_voice(catalogue):
     result = quote(kind="voice", text="Bonjour ç" * 10, recipients_by_region={"FR": 2})
-    assert result.encoding == "UCS-2" and result.parts == 2
+    assert result.encoding == "UCS-2" and result.parts == 2 and result.non_gsm_chars == ("ç",)
     assert result.total_credits == Decimal("1.41") * 2 * 2
 
 
