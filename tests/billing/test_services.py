@@ -84,6 +84,14 @@ def test_concurrent_debits_never_overdraw(require_postgres):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_with_one_idempotency_key_move_credits_once(require_postgres):
+    account = UserFactory()
+    post = lambda: ledger_post(account_id=account.pk, kind="refund", amount=Decimal("3"), idempotency_key="refund:1")  # noqa: E731
+    assert _run_concurrently(*[post] * 5) == []
+    assert _balance(account) == Decimal("3") and LedgerEntry.objects.filter(account=account).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_opposite_transfers_neither_overdraw_nor_deadlock(require_postgres):
     alice, bob = UserFactory(), UserFactory()
     ledger_post(account_id=alice.pk, kind="bonus", amount=Decimal("10"))

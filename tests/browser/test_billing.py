@@ -48,3 +48,19 @@ def test_buy_by_bank_transfer_staff_marks_paid_invoice_downloads(live_server, pa
     assert "Total incl. VAT 120.00 EUR" in text
     page.goto(order_url)
     assert page.get_by_test_id("order-status").inner_text() == "Paid"
+
+
+def test_simulator_updates_live_without_login(live_server, page):
+    import importlib
+
+    from django.apps import apps
+
+    # Transactional tests flush the data migration's rows: load the default rate card again.
+    importlib.import_module("billing.migrations.0003_default_rate_card_and_packs").forwards(apps, None)
+    page.goto(f"{live_server.url}/simulator/")
+    page.fill("#id_text", "a" * 200)
+    page.fill("#id_r-0-count", "1000")
+    total = page.get_by_test_id("total-credits")
+    total.wait_for()
+    assert total.inner_text() == "2000"  # France, 2 parts, 1 credit per part
+    assert "1000" in page.url and "10000 credits" in page.get_by_test_id("pack").inner_text()
