@@ -1,13 +1,14 @@
-"""Read paths scoped by account: the only place billing pages query another account's data from."""
+"""Read paths of the billing pages; account data is always read scoped to one account."""
 
 import datetime
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import LedgerEntry
+from .models import LedgerEntry, Rate
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
@@ -83,3 +84,35 @@ def keyset_page(entries: QuerySet, *, before: str = "", after: str = "", size: i
     return KeysetPage(
         rows[:size], has_previous=older is not None and bool(rows), has_next=len(rows) > size, params=params
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CountryRates:
+    region: str
+    name: str
+    calling_code: int | None
+    sms: Decimal | None = None  # credits per part; None when the type is not offered there
+    voice: Decimal | None = None
+
+
+def rate_card(*, query: str = "") -> list[CountryRates]:
+    """One row per destination with its Pro SMS and Voice SMS rates, in one query (BIL-3).
+
+    ``query`` matches the country name (contains), the ISO region (exact) or the calling code
+    (``33`` or ``+33``).
+    """
+    rates = Rate.objects.order_by("country_name", "region")
+    if query:
+        condition = Q(country_name__icontains=query) | Q(region__iexact=query)
+        digits = query.removeprefix("+")
+        if digits.isdigit() and len(digits) <= 4:
+            condition |= Q(calling_code=int(digits))
+        rates = rates.filter(condition)
+    rows: dict[str, dict] = {}
+    for rate in rates.values("region", "country_name", "calling_code", "kind", "credits_per_part"):
+        row = rows.setdefault(
+            rate["region"],
+            {"region": rate["region"], "name": rate["country_name"], "calling_code": rate["calling_code"]},
+        )
+        row[rate["kind"]] = rate["credits_per_part"]
+    return [CountryRates(**row) for row in rows.values()]

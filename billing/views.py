@@ -3,7 +3,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,9 +21,9 @@ from .forms import (
     region_choices,
 )
 from .invoices import invoice_pdf
-from .models import Invoice, Order, Pack, Rate
+from .models import Invoice, Order, Pack
 from .pricing import UncoveredDestination, quote
-from .selectors import keyset_page, ledger_entries
+from .selectors import keyset_page, ledger_entries, rate_card
 from .services import BillingError, InsufficientCredits, order_create, transfer_create
 from .stripe_payments import InvalidWebhook, card_payments_enabled, checkout_session_create, webhook_handle
 
@@ -41,19 +40,7 @@ def rates(request):
 
 def rates_international(request):
     query = request.GET.get("q", "").strip()
-    rows = Rate.objects.order_by("country_name", "region", "kind")
-    if query:
-        condition = Q(country_name__icontains=query) | Q(region__iexact=query)
-        if query.lstrip("+").isdigit():
-            condition |= Q(calling_code=int(query.lstrip("+")))
-        rows = rows.filter(condition)
-    countries: dict[str, dict] = {}
-    for rate in rows:
-        country = countries.setdefault(
-            rate.region, {"region": rate.region, "name": rate.country_name, "calling_code": rate.calling_code}
-        )
-        country[rate.kind] = rate.credits_per_part
-    return render(request, "billing/rate_list.html", {"countries": countries.values(), "query": query})
+    return render(request, "billing/rate_list.html", {"countries": rate_card(query=query), "query": query})
 
 
 def simulator(request):
