@@ -185,3 +185,12 @@ def test_transfer_view_success_and_refusals(client_logged, user, other_user):
     assert response.status_code == 302
     other_user.refresh_from_db()
     assert other_user.credit_balance == Decimal("2.5")
+
+
+def test_pending_card_order_polls_until_paid(client_logged, user):
+    order = OrderFactory(account=user, method="card", stripe_session_id="cs_test_poll")
+    url = reverse("billing:order", args=[order.uuid])
+    assert 'hx-trigger="every 3s"' in client_logged.get(url).content.decode()
+    order_mark_paid(order_id=order.pk, stripe_session_id="cs_test_poll")
+    html = client_logged.get(url).content.decode()
+    assert 'hx-trigger="every 3s"' not in html and "Download invoice" in html
