@@ -74,6 +74,9 @@ def ledger_post(
             transfer_id=transfer_id,
         )
         # credit alert hook (ACC-9): the balance moved from account.credit_balance to new_balance.
+        from accounts.services import credit_alert_check  # accounts.services imports this module
+
+        credit_alert_check(account_id=account_id, balance_before=account.credit_balance, balance_after=new_balance)
     return entry, True
 
 

@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_buy_by_bank_transfer_staff_marks_paid_invoice_downloads(live_server, page, browser_login, user, password):
     pack = PackFactory(credits=1500, price_eur=Decimal("100"))
+    user.language = "en"  # the pages follow the account's language; this test reads English labels
+    user.save(update_fields=["language"])
     browser_login(user)
     page.goto(f"{live_server.url}/billing/buy/")
     page.get_by_label("1500 credits").check()
@@ -24,7 +26,7 @@ def test_buy_by_bank_transfer_staff_marks_paid_invoice_downloads(live_server, pa
     assert order.reference in page.get_by_test_id("instructions").inner_text()
     order_url = page.url
 
-    staff = UserFactory(is_staff=True, is_superuser=True)
+    staff = UserFactory(is_staff=True, is_superuser=True, language="en")
     page.context.clear_cookies()
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", staff.account_id)
