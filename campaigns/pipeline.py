@@ -218,6 +218,7 @@ def _expand_into_messages(campaign: Campaign, alias: str) -> bool:
             amount=-total,
             reference=f"campaign {campaign.uuid}",
             idempotency_key=f"campaign:{campaign.pk}:debit",
+            campaign_id=campaign.pk,
         )
     Campaign.objects.filter(pk=campaign.pk).update(
         status=Campaign.Status.SENDING if recipients else Campaign.Status.DONE,
@@ -459,6 +460,7 @@ def _refund(rows: list[tuple[int, int, int, Decimal]]) -> None:
             amount=amount,
             reference=f"campaign {campaign_id}: {len(items)} message(s) rejected",
             idempotency_key=f"campaign:{campaign_id}:refund:{digest}",
+            campaign_id=campaign_id,
         )
         Campaign.objects.filter(pk=campaign_id).update(credits_debited=F("credits_debited") - amount)
 

@@ -263,6 +263,21 @@ MIDDLEWARE.append("accounts.middleware.AccountMiddleware")
 # campaigns (composer): the opt-out sentence "Append the STOP mention" adds (SND-9); empty = "STOP: <support phone>".
 SMS_STOP_MENTION = env("SMS_STOP_MENTION", default="")
 
+# --- Billing (BIL-5, BIL-7) -----------------------------------------------------------------
+# Card payments are offered only when both Stripe keys are set.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Tests point the real stripe library at a local stub; empty means Stripe's own API.
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+SELLER_NAME = env("SELLER_NAME", default="SMS Platform SAS")
+SELLER_ADDRESS = env("SELLER_ADDRESS", default="1 rue de la République\n13001 Marseille\nFrance")
+SELLER_VAT_NUMBER = env("SELLER_VAT_NUMBER", default="FR00000000000")
+BANK_IBAN = env("BANK_IBAN", default="FR76 0000 0000 0000 0000 0000 000")
+BANK_BIC = env("BANK_BIC", default="XXXXFRPPXXX")
+CHEQUE_PAYEE = env("CHEQUE_PAYEE", default=SELLER_NAME)
+CHEQUE_ADDRESS = env("CHEQUE_ADDRESS", default=SELLER_ADDRESS)
+VAT_RATE = Decimal(env("VAT_RATE", default="20"))
+
 # --- Sending pipeline (campaigns/pipeline.py, campaigns/tasks.py) ---------------------------------
 CELERY_BEAT_SCHEDULE["dispatch-due-campaigns"] = {
     "task": "campaigns.tasks.dispatch_due_campaigns",

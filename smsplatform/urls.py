@@ -13,6 +13,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("billing/", include("billing.urls")),
+    path("", include("billing.urls_public")),
     path("contacts/", include("addressbook.urls")),
     path("sms/", include("campaigns.urls")),
     path("admin/", admin.site.urls),

@@ -1,4 +1,5 @@
 import datetime
+from decimal import Decimal
 
 import factory
 from django.utils import timezone
@@ -48,13 +49,21 @@ class GroupFactory(factory.django.DjangoModelFactory):
 
 
 class RateFactory(factory.django.DjangoModelFactory):
+    """The rate for (kind, region), set to ``credits_per_part`` even if the shipped rate card has one."""
+
     class Meta:
         model = "billing.Rate"
-        django_get_or_create = ("kind", "region")
 
     kind = "sms"
     region = "FR"
     credits_per_part = 1
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        rate, _ = model_class.objects.update_or_create(
+            kind=kwargs.pop("kind"), region=kwargs.pop("region"), defaults=kwargs
+        )
+        return rate
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):
@@ -80,3 +89,23 @@ class MessageFactory(factory.django.DjangoModelFactory):
     parts = 1
     credits = 1
     status = 60
+
+
+class PackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.Pack"
+
+    credits = 1000
+    price_eur = factory.LazyAttribute(lambda p: p.credits * Decimal("0.075"))
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """A pending bank-transfer order for 1,000 credits at 75 EUR."""
+
+    class Meta:
+        model = "billing.Order"
+
+    account = factory.SubFactory(UserFactory)
+    credits = 1000
+    price_eur = factory.LazyFunction(lambda: Decimal("75"))
+    method = "transfer"

@@ -10,7 +10,9 @@ from campaigns.models import Campaign
 
 
 def make_rates(kind: str = "sms", **rates: str) -> None:
+    """Replace the rate card of ``kind`` (the data migration's default card) with known prices."""
     rates = rates or {"FR": "1.000", "GB": "2.000", "MQ": "3.000"}
+    Rate.objects.filter(kind=kind).delete()
     Rate.objects.bulk_create(
         [Rate(kind=kind, region=region, credits_per_part=Decimal(v)) for region, v in rates.items()]
     )
