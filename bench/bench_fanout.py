@@ -100,6 +100,7 @@ def _cleanup(user):
     with connection.cursor() as cursor:
         for sql in (
             "DELETE FROM campaigns_message WHERE account_id = %s",
+            "DELETE FROM billing_ledgerentry WHERE account_id = %s",  # before campaigns: it points to them
             "DELETE FROM campaigns_campaign_contacts WHERE campaign_id IN " + _MINE,
             "DELETE FROM campaigns_campaign_groups WHERE campaign_id IN " + _MINE,
             "DELETE FROM campaigns_campaign WHERE account_id = %s",
@@ -108,7 +109,6 @@ def _cleanup(user):
             "DELETE FROM addressbook_contact WHERE account_id = %s",
             "DELETE FROM addressbook_group WHERE account_id = %s",
             "DELETE FROM addressbook_blacklistentry WHERE account_id = %s",
-            "DELETE FROM billing_ledgerentry WHERE account_id = %s",
             "DELETE FROM accounts_user WHERE id = %s",
         ):
             cursor.execute(sql, [user.pk])
