@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 import pytest
+import smpplib.client
+import smpplib.smpp
 
 from campaigns.gateways.base import ReceiptStatus
 from campaigns.gateways.smpp import codec
@@ -104,3 +106,53 @@ def test_receipt_tlvs_win_over_the_text():
     receipt = codec.parse_receipt("id:6699 stat:DELIVRD", receipted_message_id=b"1A2B\x00", message_state=2)
     assert (receipt.carrier_id, receipt.status, receipt.error) == ("1A2B", ReceiptStatus.RECEIVED, "")
     assert codec.parse_receipt("no id here") is None
+
+
+def test_deliver_sm_is_decoded_like_smpplib_encodes_it():
+    client = smpplib.client.Client("127.0.0.1", 2775)
+    raw = smpplib.smpp.make_pdu(
+        "deliver_sm",
+        client=client,
+        source_addr_ton=1,
+        source_addr="33612345678",
+        dest_addr_ton=5,
+        destination_addr="Shop",
+        esm_class=4,
+        data_coding=0,
+        short_message=b"id:1A2B stat:DELIVRD",
+        receipted_message_id="1A2B",
+        message_state=2,
+    ).generate()
+
+    assert codec.parse_deliver_sm(raw) == codec.DeliverSm(
+        source_addr_ton=1,
+        source_addr="33612345678",
+        dest_addr_ton=5,
+        destination_addr="Shop",
+        esm_class=4,
+        data_coding=0,
+        short_message=b"id:1A2B stat:DELIVRD",
+        receipted_message_id="1A2B",
+        message_state=2,
+    )
+
+
+def test_submit_sm_built_by_hand_parses_back_with_smpplib():
+    client = smpplib.client.Client("127.0.0.1", 2775)
+    body = codec.submit_sm_body(
+        source_addr_ton=5,
+        source_addr_npi=0,
+        source_addr="Shop",
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        destination_addr="33612345678",
+        esm_class=0x40,
+        data_coding=8,
+        registered_delivery=1,
+        short_message=b"\x05\x00\x03\x01\x02\x01\x00A",
+    )
+
+    pdu = smpplib.smpp.parse_pdu(codec.pdu(codec.SUBMIT_SM, 7, body), client=client)
+
+    assert (pdu.sequence, pdu.source_addr, pdu.destination_addr, pdu.esm_class) == (7, b"Shop", b"33612345678", 0x40)
+    assert (pdu.data_coding, pdu.registered_delivery, pdu.short_message) == (8, 1, b"\x05\x00\x03\x01\x02\x01\x00A")

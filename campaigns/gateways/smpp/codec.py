@@ -7,6 +7,7 @@ or a surrogate pair across two parts), unlike ``smpplib.gsm.make_parts``.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -177,6 +178,110 @@ def concat_info(data: bytes, esm_class: int) -> tuple[int, int, int] | None:
     return None
 
 
+# --- PDUs on the hot path (smpplib builds and parses the others) --------------------------------
+
+GENERIC_NACK = 0x80000000
+UNBIND, UNBIND_RESP = 0x00000006, 0x80000006
+SUBMIT_SM, SUBMIT_SM_RESP = 0x00000004, 0x80000004
+DELIVER_SM, DELIVER_SM_RESP = 0x00000005, 0x80000005
+ENQUIRE_LINK, ENQUIRE_LINK_RESP = 0x00000015, 0x80000015
+
+
+def pdu(command_id: int, sequence: int, body: bytes, status: int = 0) -> bytes:
+    return struct.pack(">IIII", 16 + len(body), command_id, status, sequence) + body
+
+
+def _cstring(value: str) -> bytes:
+    return value.encode("latin-1") + b"\0"
+
+
+def submit_sm_body(
+    *,
+    source_addr_ton: int,
+    source_addr_npi: int,
+    source_addr: str,
+    dest_addr_ton: int,
+    dest_addr_npi: int,
+    destination_addr: str,
+    esm_class: int,
+    data_coding: int,
+    registered_delivery: int,
+    short_message: bytes,
+) -> bytes:
+    """A submit_sm body (SMPP 3.4 section 4.4.1): empty service_type, schedule and validity."""
+    return b"".join(
+        (
+            b"\0",  # service_type
+            bytes((source_addr_ton, source_addr_npi)),
+            _cstring(source_addr),
+            bytes((dest_addr_ton, dest_addr_npi)),
+            _cstring(destination_addr),
+            bytes((esm_class, 0, 0)),  # esm_class, protocol_id, priority_flag
+            b"\0\0",  # schedule_delivery_time, validity_period
+            bytes((registered_delivery, 0, data_coding, 0, len(short_message))),
+            short_message,
+        )
+    )
+
+
+TLV_RECEIPTED_MESSAGE_ID = 0x001E
+TLV_MESSAGE_STATE = 0x0427
+TLV_MESSAGE_PAYLOAD = 0x0424
+
+
+@dataclass(frozen=True)
+class DeliverSm:
+    source_addr_ton: int
+    source_addr: str
+    dest_addr_ton: int
+    destination_addr: str
+    esm_class: int
+    data_coding: int
+    short_message: bytes  # or message_payload when short_message is empty
+    receipted_message_id: str | None
+    message_state: int | None
+
+
+def parse_deliver_sm(raw: bytes) -> DeliverSm:
+    """Decode a deliver_sm PDU (SMPP 3.4 section 4.6.1) with its TLVs; unknown TLVs are skipped."""
+    offset = 16
+
+    def cstring() -> str:
+        nonlocal offset
+        end = raw.index(b"\0", offset)
+        value = raw[offset:end].decode("latin-1")
+        offset = end + 1
+        return value
+
+    cstring()  # service_type
+    source_ton = raw[offset]
+    offset += 2
+    source = cstring()
+    dest_ton = raw[offset]
+    offset += 2
+    destination = cstring()
+    esm_class = raw[offset]
+    offset += 3
+    cstring()  # schedule_delivery_time
+    cstring()  # validity_period
+    data_coding, length = raw[offset + 2], raw[offset + 4]
+    offset += 5
+    short_message = raw[offset : offset + length]
+    offset += length
+    receipted, state = None, None
+    while offset + 4 <= len(raw):
+        tag, size = struct.unpack_from(">HH", raw, offset)
+        value = raw[offset + 4 : offset + 4 + size]
+        offset += 4 + size
+        if tag == TLV_RECEIPTED_MESSAGE_ID:
+            receipted = value.split(b"\0", 1)[0].decode("latin-1")
+        elif tag == TLV_MESSAGE_STATE and value:
+            state = value[0]
+        elif tag == TLV_MESSAGE_PAYLOAD and not short_message:
+            short_message = value
+    return DeliverSm(source_ton, source, dest_ton, destination, esm_class, data_coding, short_message, receipted, state)
+
+
 # --- command_status (SMPP 3.4 section 5.1.3) ----------------------------------------------------
 
 STATUS_NAMES = {
@@ -278,9 +383,11 @@ class ParsedReceipt:
 
 
 def _parse_date(value: str) -> datetime | None:
-    fmt = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(value))
+    if len(value) not in (10, 12) or not value.isdigit():
+        return None
+    fields = [int(value[i : i + 2]) for i in range(0, len(value), 2)]
     try:
-        return datetime.strptime(value, fmt).replace(tzinfo=UTC) if fmt and value.isdigit() else None
+        return datetime(2000 + fields[0], *fields[1:], tzinfo=UTC)
     except ValueError:
         return None
 

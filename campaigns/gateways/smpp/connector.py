@@ -19,7 +19,7 @@ import json
 import logging
 import queue
 import select
-import socket
+import struct
 import threading
 import time
 from collections import OrderedDict, deque
@@ -44,6 +44,7 @@ EventsSink = Callable[..., None]
 DEFAULT_SINK = "campaigns.receipts.apply_carrier_events"
 PART_KEY_TTL = 3 * 24 * 3600  # receipts rarely come later than a message's validity period
 MEMORY_PARTS = 500_000
+MAX_GROUP = 64  # submits written in one syscall
 
 
 class LinkLost(Exception):
@@ -55,7 +56,7 @@ class _Part:
     batch: _Batch
     message: int
     index: int  # 1-based
-    fields: dict
+    body: bytes  # the submit_sm body, encoded once
     carrier_id: str = ""
     error: str = ""
     retryable: bool = False
@@ -250,23 +251,24 @@ class Connector:
             if not self._bound:
                 self._bind()
                 continue
-            part = self._next_part()
-            if part is None:
-                continue
-            if time.time() > part.batch.deadline:
-                self._resolve(part, error="Not submitted before the batch's deadline.", retryable=True)
-                continue
-            self._submit(part)
+            group = self._take_group()
+            if group:
+                self._send_group(group)
 
-    def _next_part(self) -> _Part | None:
+    def _take_group(self) -> list[_Part]:
+        """Parts to send now: as many as the window allows (one at a time under a rate cap)."""
         with self._cond:
             if self._queue:
-                return self._queue.popleft()
+                while len(self._inflight) >= self.window and self._bound and not self._stop.is_set():
+                    self._cond.wait(0.5)
+                if not self._bound or self._stop.is_set():
+                    return []
+                room = 1 if self.rate else min(self.window - len(self._inflight), MAX_GROUP)
+                return [self._queue.popleft() for _ in range(min(room, len(self._queue)))]
         answer = self.redis.blpop([key(self.alias, "requests")], timeout=0.2)
-        if answer is None:
-            return None
-        self._enqueue_batch(json.loads(answer[1]))
-        return None
+        if answer is not None:
+            self._enqueue_batch(json.loads(answer[1]))
+        return []
 
     def _enqueue_batch(self, request: dict) -> None:
         if time.time() > request["deadline"]:
@@ -291,7 +293,7 @@ class Connector:
                     "registered_delivery": 1,
                     "short_message": short_message,
                 }
-                parts.append(_Part(batch=batch, message=number, index=index, fields=fields))
+                parts.append(_Part(batch=batch, message=number, index=index, body=codec.submit_sm_body(**fields)))
             batch.parts.append(parts)
             batch.remaining += len(parts)
         with self._cond:
@@ -299,27 +301,35 @@ class Connector:
         if not batch.remaining:
             self._replies.put(batch)
 
-    def _submit(self, part: _Part) -> None:
-        with self._cond:
-            while len(self._inflight) >= self.window and self._bound and not self._stop.is_set():
-                self._cond.wait(0.5)
-            if not self._bound or self._stop.is_set():
-                self._queue.appendleft(part)
-                return
-            client = self._client
+    def _send_group(self, group: list[_Part]) -> None:
+        now = time.time()
+        late = [part for part in group if now > part.batch.deadline]
+        for part in late:
+            self._resolve(part, error="Not submitted before the batch's deadline.", retryable=True)
+        group = [part for part in group if now <= part.batch.deadline]
+        if not group:
+            return
         now = time.monotonic()
         wait = max(self._pause_until, self._next_slot if self.rate else 0) - now
         if wait > 0:
             time.sleep(wait)
         if self.rate:
             self._next_slot = max(self._next_slot, now) + 1 / self.rate
+        client = self._client
         try:
+            # One syscall for the group; PDUs are built by hand (smpplib's generate is the slow part).
             with self._send_lock:
-                pdu = smpplib.smpp.make_pdu("submit_sm", client=client, **part.fields)
+                chunks = []
                 with self._cond:
-                    self._inflight[pdu.sequence] = part
-                client.send_pdu(pdu)
-        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
+                    if client is not self._client or not self._bound:
+                        self._queue.extendleft(reversed(group))
+                        return
+                    for part in group:
+                        sequence = client.next_sequence()
+                        self._inflight[sequence] = part
+                        chunks.append(codec.pdu(codec.SUBMIT_SM, sequence, part.body))
+                client._socket.sendall(b"".join(chunks))
+        except (OSError, AttributeError) as exc:
             # Let the reader drain the answers already received before the unanswered are resent.
             with self._cond:
                 self._cond.wait_for(lambda: client is not self._client or not self._bound, timeout=2)
@@ -328,47 +338,64 @@ class Connector:
     # --- reading -------------------------------------------------------------------------------
 
     def _reader(self, client: smpplib.client.Client) -> None:
+        """Frame PDUs from a buffered socket; submit_sm_resp (the bulk) is decoded by hand."""
+        buffer = b""
         try:
             sock = client._socket  # smpplib exposes no poll with a timeout
             while not self._stop.is_set() or self._bound:
                 if client is not self._client or not self._bound:
                     return
                 readable, _, _ = select.select([sock], [], [], 0.5)
-                if readable:
-                    pdu = client.read_pdu()
-                    self._last_rx = time.monotonic()
-                    self._dispatch(client, pdu)
+                if not readable:
+                    continue
+                data = sock.recv(262144)
+                if not data:
+                    raise smpplib.exceptions.ConnectionError("closed by the carrier")
+                self._last_rx = time.monotonic()
+                buffer += data
+                answers: list[bytes] = []
+                offset = 0
+                while len(buffer) - offset >= 16:
+                    length = int.from_bytes(buffer[offset : offset + 4], "big")
+                    if length < 16:
+                        raise smpplib.exceptions.PDUError("Broken PDU")
+                    if len(buffer) - offset < length:
+                        break
+                    raw = buffer[offset : offset + length]
+                    offset += length
+                    self._dispatch(client, raw, answers)
+                buffer = buffer[offset:]
+                if answers:
+                    with self._send_lock:
+                        sock.sendall(b"".join(answers))
         except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError, ValueError) as exc:
             self._link_lost(client, str(exc) or type(exc).__name__)
 
-    def _answer(self, client: smpplib.client.Client, command: str, request, **fields) -> None:
-        resp = smpplib.smpp.make_pdu(command, client=client, **fields)
-        resp.sequence = request.sequence
-        with self._send_lock:
-            client.send_pdu(resp)
-
-    def _dispatch(self, client: smpplib.client.Client, pdu) -> None:
-        command = pdu.command
-        if command in ("submit_sm_resp", "generic_nack"):
+    def _dispatch(self, client: smpplib.client.Client, raw: bytes, answers: list[bytes]) -> None:
+        command_id, status, sequence = struct.unpack(">III", raw[4:16])
+        if command_id in (codec.SUBMIT_SM_RESP, codec.GENERIC_NACK):
             with self._cond:
-                part = self._inflight.pop(pdu.sequence, None)
+                part = self._inflight.pop(sequence, None)
                 self._cond.notify_all()
             if part is not None:
-                self._submitted(part, int(pdu.status), getattr(pdu, "message_id", None))
-        elif command == "deliver_sm":
-            self._delivered(pdu)
-            self._answer(client, "deliver_sm_resp", pdu)
-        elif command == "enquire_link":
-            self._answer(client, "enquire_link_resp", pdu)
-        elif command == "unbind":
-            self._answer(client, "unbind_resp", pdu)
+                self._submitted(part, status, raw[16:].split(b"\0", 1)[0])
+        elif command_id == codec.DELIVER_SM:
+            self._delivered(codec.parse_deliver_sm(raw))
+            answers.append(codec.pdu(codec.DELIVER_SM_RESP, sequence, b"\0"))
+        elif command_id == codec.ENQUIRE_LINK:
+            answers.append(codec.pdu(codec.ENQUIRE_LINK_RESP, sequence, b""))
+        elif command_id == codec.UNBIND:
+            answers.append(codec.pdu(codec.UNBIND_RESP, sequence, b""))
+            with self._send_lock:
+                client._socket.sendall(b"".join(answers))
+            answers.clear()
             self._link_lost(client, "the carrier unbound")
-        elif command == "unbind_resp":
+        elif command_id == codec.UNBIND_RESP:
             self._unbound.set()
             with self._cond:
                 self._bound = False
-        elif command != "enquire_link_resp":
-            logger.warning("Unhandled SMPP command %s", command)
+        elif command_id != codec.ENQUIRE_LINK_RESP:
+            logger.warning("Unhandled SMPP command 0x%08X", command_id)
 
     def _submitted(self, part: _Part, status: int, message_id) -> None:
         if status == 0:
@@ -458,17 +485,13 @@ class Connector:
 
     # --- receipts and MO -----------------------------------------------------------------------
 
-    def _delivered(self, pdu) -> None:
-        esm_class = int(pdu.esm_class or 0)
-        raw = pdu.short_message or getattr(pdu, "message_payload", None) or b""
-        if isinstance(raw, str):
-            raw = raw.encode("latin-1")
-        data_coding = int(pdu.data_coding or 0)
+    def _delivered(self, pdu: codec.DeliverSm) -> None:
+        esm_class, raw, data_coding = pdu.esm_class, pdu.short_message, pdu.data_coding
         if esm_class & 0x3C == codec.ESM_RECEIPT:
             parsed = codec.parse_receipt(
                 codec.decode_short_message(raw, data_coding=data_coding, esm_class=esm_class),
-                receipted_message_id=getattr(pdu, "receipted_message_id", None),
-                message_state=getattr(pdu, "message_state", None),
+                receipted_message_id=pdu.receipted_message_id,
+                message_state=pdu.message_state,
             )
             if parsed is None:
                 logger.warning("Receipt without a message id: %r", raw)
@@ -477,7 +500,7 @@ class Connector:
                 self._receipts.append(parsed)
             return
         text = codec.decode_short_message(raw, data_coding=data_coding, esm_class=esm_class)
-        sender = codec.to_e164(_text(pdu.source_addr), int(pdu.source_addr_ton or 0))
+        sender = codec.to_e164(pdu.source_addr, pdu.source_addr_ton)
         concat = codec.concat_info(raw, esm_class)
         if concat is not None:
             reference, total, seq = concat
@@ -489,7 +512,7 @@ class Connector:
             del self._mo_parts[(sender, reference)]
         inbound = InboundSMS(
             sender=sender,
-            recipient=codec.to_e164(_text(pdu.destination_addr), int(pdu.dest_addr_ton or 0)),
+            recipient=codec.to_e164(pdu.destination_addr, pdu.dest_addr_ton),
             text=text,
             at=datetime.now(UTC),
         )
@@ -553,16 +576,3 @@ class Connector:
                 )
             )
         return receipts
-
-
-def _text(value) -> str:
-    return value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
-
-
-def open_socket_check(host: str, port: int, timeout: float = 0.2) -> bool:
-    """Whether something listens on host:port (used by tests and the dev tooling)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False

@@ -1,0 +1,139 @@
+"""Benchmark the SMPP path against the node simulator on loopback (GW-1).
+
+1. Raw: the simulator alone, driven by a bare npm ``smpp`` client (tools/smpp-simulator/bench-client.js).
+2. Platform: worker threads call ``Gateway.send_messages`` (batches over Redis) while a
+   ``Connector`` in its own process holds the bind; receipts flow back to a counting sink.
+
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/2 .venv/bin/python bench/bench_smpp.py --messages 100000
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsplatform.settings")
+os.environ.setdefault("DEBUG", "1")  # a local benchmark, not a deployment
+
+import django  # noqa: E402
+
+django.setup()
+
+import redis  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from campaigns.gateways import OutgoingSMS  # noqa: E402
+from campaigns.gateways.smpp import Gateway, State, gateway_status  # noqa: E402
+from campaigns.gateways.smpp.connector import Connector  # noqa: E402
+from campaigns.gateways.smpp.status import PREFIX  # noqa: E402
+from tests.campaigns.smpp_simulator import SIMULATOR_DIR, Simulator  # noqa: E402
+
+
+def raw(simulator: Simulator, count: int, window: int) -> dict:
+    command = ["node", str(SIMULATOR_DIR / "bench-client.js"), "--port", str(simulator.port)]
+    command += ["--count", str(count), "--window", str(window)]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def run_connector(alias: str, options: dict, receipts, ready) -> None:
+    def sink(*, gateway_alias, events):
+        with receipts.get_lock():
+            receipts.value += len(events.receipts)
+
+    connector = Connector(alias, options=options, on_events=sink)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: connector.stop())
+    ready.set()
+    connector.run()
+
+
+def platform(simulator: Simulator, count: int, window: int, workers: int, batch: int, redis_url: str) -> dict:
+    alias = "bench"
+    options = simulator.options(REDIS_URL=redis_url, WINDOW=window, REPLY_TIMEOUT=120)
+    client = redis.Redis.from_url(redis_url)
+    stale = list(client.scan_iter(f"{PREFIX}:{alias}:*"))
+    if stale:
+        client.delete(*stale)
+    receipts = multiprocessing.Value("q", 0)
+    ready = multiprocessing.Event()
+    process = multiprocessing.get_context("fork").Process(target=run_connector, args=(alias, options, receipts, ready))
+    process.start()
+    ready.wait(10)
+    while gateway_status(alias).state != State.BOUND:
+        time.sleep(0.05)
+
+    gateway = Gateway(alias, **options)
+    messages = [OutgoingSMS(ref=str(i), to=f"+336{i:07d}01", text=f"Bench message {i}") for i in range(count)]
+    batches = [messages[i : i + batch] for i in range(0, count, batch)]
+    accepted = 0
+    lock = threading.Lock()
+
+    def work():
+        nonlocal accepted
+        while True:
+            with lock:
+                if not batches:
+                    return
+                chunk = batches.pop()
+            results = gateway.send_messages(chunk)
+            with lock:
+                accepted += sum(r.accepted for r in results)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    submitted = time.monotonic() - start
+    while receipts.value < count and time.monotonic() - start < submitted + 60:
+        time.sleep(0.01)
+    total = time.monotonic() - start
+    process.terminate()
+    process.join(15)
+    assert accepted == count, f"{accepted} of {count} accepted"
+    return {
+        "messages": count,
+        "submit_seconds": round(submitted, 3),
+        "submits_per_second": round(count / submitted),
+        "receipts": receipts.value,
+        "receipts_seconds": round(total, 3),
+        "receipts_per_second": round(receipts.value / total),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=4, help="concurrent send_messages callers (Celery workers)")
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    redis_url = settings.CELERY_BROKER_URL
+    if not redis_url.startswith("redis://"):
+        sys.exit("Set CELERY_BROKER_URL=redis://...")
+
+    simulator = Simulator("--receipt-delay-ms", "5").start()
+    try:
+        raw_result = raw(simulator, args.messages, args.window)
+    finally:
+        simulator.stop()
+    simulator = Simulator("--receipt-delay-ms", "5").start()
+    try:
+        platform_result = platform(simulator, args.messages, args.window, args.workers, args.batch, redis_url)
+    finally:
+        simulator.stop()
+    ratio = platform_result["submits_per_second"] / raw_result["submits_per_second"]
+    print(json.dumps({"raw_simulator": raw_result, "platform": platform_result, "ratio": round(ratio, 3)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
