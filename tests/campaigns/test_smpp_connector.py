@@ -8,14 +8,16 @@ import redis
 
 from campaigns.gateways import (
     CarrierEvents,
+    MessageKind,
     OutgoingSMS,
     PermanentGatewayError,
     ReceiptStatus,
+    TemporaryGatewayError,
     get_gateway,
 )
 from campaigns.gateways.smpp import State, gateway_status
 from campaigns.gateways.smpp.connector import Connector
-from campaigns.gateways.smpp.status import PREFIX
+from campaigns.gateways.smpp.status import PREFIX, key
 
 from .smpp_simulator import Simulator, wait_for
 
@@ -256,3 +258,34 @@ def test_mo_stop_blacklists_the_number(simulator_factory, connector_factory, dja
         simulator.send_mo("+33612345678", "+33700000000", "STOP")
         account_id = getattr(user, "account_id", user.pk)
         assert wait_for(lambda: blacklisted_numbers(account_id=account_id, numbers=["+33612345678"]))
+
+
+def test_without_a_running_connector_the_batch_is_withdrawn_and_retried_later(settings, redis_url):
+    alias = f"smpp-{uuid.uuid4().hex[:8]}"
+    options = {"REDIS_URL": redis_url, "REPLY_TIMEOUT": 0.3}
+    settings.SMS_GATEWAYS = {alias: {"BACKEND": "campaigns.gateways.smpp.Gateway", "OPTIONS": options}}
+
+    with pytest.raises(TemporaryGatewayError, match="did not answer within 0 s \\(nothing submitted; link: unknown\\)"):
+        get_gateway(alias).send_messages([OutgoingSMS(ref="1", to="+33612345678", text="Hi")])
+
+    assert redis.Redis.from_url(redis_url).llen(key(alias, "requests")) == 0
+
+
+def test_voice_messages_are_refused_without_reaching_the_carrier(simulator_factory, connector_factory):
+    simulator = simulator_factory()
+    alias, _, _ = connector_factory(simulator)
+    assert bound(alias)
+
+    results = send(
+        alias,
+        [
+            OutgoingSMS(ref="v", to="+33612345678", text="Hi", kind=MessageKind.VOICE),
+            OutgoingSMS(ref="s", to="+33612345678", text="Hi"),
+        ],
+    )
+
+    assert [(r.ref, r.accepted, r.error) for r in results] == [
+        ("v", False, "Voice not supported by SMPP."),
+        ("s", True, ""),
+    ]
+    assert simulator.stats()["submits"] == 1

@@ -57,7 +57,7 @@ class Gateway(BaseGateway):
         request = json.dumps({"reply_key": reply_key, "deadline": time.time() + timeout, "messages": payload})
         client.rpush(key(self.alias, "requests"), request)
         # The connector stops starting submits at the deadline, so its answer lands before ours.
-        answer = client.blpop([reply_key], timeout=timeout + 10)
+        answer = client.blpop([reply_key], timeout=timeout + min(10.0, timeout / 2))
         if answer is None:
             taken = not client.lrem(key(self.alias, "requests"), 1, request)
             raise TemporaryGatewayError(
