@@ -244,20 +244,30 @@ def test_enquire_link_runs_on_a_timer_and_stop_unbinds_cleanly(simulator_factory
     assert wait_for(lambda: simulator.stats()["sessions"] == 0)
 
 
-def test_mo_stop_blacklists_the_number(simulator_factory, connector_factory, django_db_blocker):
+@pytest.mark.django_db(transaction=True)
+def test_receipts_and_mo_stop_reach_the_pipeline(simulator_factory, connector_factory):
+    """End to end with the pipeline's sink: the receipt updates the message, STOP blacklists."""
     receipts = pytest.importorskip("campaigns.receipts")  # pipeline module; guard removed at merge
     from addressbook.services import blacklisted_numbers
+    from campaigns.models import Campaign, Message
     from tests.factories import UserFactory
 
-    simulator = simulator_factory()
+    simulator = simulator_factory("--receipt-delay-ms", "500")  # after the message row has its carrier id
     alias, connector, _ = connector_factory(simulator)
     connector.on_events = receipts.apply_carrier_events
-    with django_db_blocker.unblock():
-        user = UserFactory()
-        assert bound(alias)
-        simulator.send_mo("+33612345678", "+33700000000", "STOP")
-        account_id = getattr(user, "account_id", user.pk)
-        assert wait_for(lambda: blacklisted_numbers(account_id=account_id, numbers=["+33612345678"]))
+    user = UserFactory()
+    campaign = Campaign.objects.create(account=user, text="Promo", gateway=alias)
+    message = Message.objects.create(
+        campaign=campaign, account=user, phone="+33612345678", region="FR", text="Promo", credits=1, gateway=alias
+    )
+    assert bound(alias)
+
+    [result] = send(alias, [OutgoingSMS(ref=str(message.pk), to=message.phone, text=message.text)])
+    Message.objects.filter(pk=message.pk).update(carrier_id=result.carrier_id, status=Message.Status.SENT)
+    simulator.send_mo("+33612345678", "+33700000000", "STOP")
+
+    assert wait_for(lambda: Message.objects.get(pk=message.pk).status == Message.Status.RECEIVED)
+    assert wait_for(lambda: blacklisted_numbers(account_id=user.pk, numbers=["+33612345678"]))
 
 
 def test_without_a_running_connector_the_batch_is_withdrawn_and_retried_later(settings, redis_url):

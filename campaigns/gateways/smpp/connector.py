@@ -118,6 +118,7 @@ class Connector:
         self._ref = 0
         self._replies: queue.Queue[_Batch | None] = queue.Queue()
         self._events_lock = threading.Lock()
+        self._events_full = threading.Event()  # wakes the flusher before its interval
         self._receipts: list[codec.ParsedReceipt] = []
         self._inbound: list[InboundSMS] = []
         self._mo_parts: dict[tuple[str, int], dict[int, str]] = {}
@@ -498,6 +499,8 @@ class Connector:
                 return
             with self._events_lock:
                 self._receipts.append(parsed)
+                if len(self._receipts) >= self.flush_size:
+                    self._events_full.set()
             return
         text = codec.decode_short_message(raw, data_coding=data_coding, esm_class=esm_class)
         sender = codec.to_e164(pdu.source_addr, pdu.source_addr_ton)
@@ -521,11 +524,8 @@ class Connector:
 
     def _flusher(self) -> None:
         while not self._stop.is_set():
-            start = time.monotonic()
-            while time.monotonic() - start < self.flush_interval and not self._stop.is_set():
-                if len(self._receipts) + len(self._inbound) >= self.flush_size:
-                    break
-                time.sleep(0.01)
+            self._events_full.wait(self.flush_interval)
+            self._events_full.clear()
             self._flush_events()
 
     def _flush_events(self, *, final: bool = False) -> None:
