@@ -8,6 +8,7 @@ import smpplib.smpp
 
 from campaigns.gateways.base import ReceiptStatus
 from campaigns.gateways.smpp import codec
+from campaigns.text import GSM7_BASIC, GSM7_EXTENSION
 
 
 @pytest.mark.parametrize(
@@ -25,6 +26,11 @@ def test_sender_ton_npi_follows_the_sender(sender, expected):
 
 def test_destination_is_international_e164():
     assert codec.destination_address("+33612345678") == (1, 1, "33612345678")
+
+
+def test_gsm7_tables_match_the_counting_rules():
+    assert {char for char in codec._GSM7_BASIC_TABLE if char != "\x1b"} == GSM7_BASIC
+    assert set(codec._GSM7_EXT_TABLE) == GSM7_EXTENSION
 
 
 def test_long_gsm7_never_splits_the_euro_escape_pair():

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import smpplib.client
+import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 from django.db import close_old_connections
@@ -237,6 +238,7 @@ class Connector:
             self._queue.extendleft(reversed(orphans))
             self._cond.notify_all()
         try:
+            client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN  # the link is gone; no unbind to send
             client.disconnect()
         except OSError:
             pass
@@ -392,6 +394,7 @@ class Connector:
             answers.clear()
             self._link_lost(client, "the carrier unbound")
         elif command_id == codec.UNBIND_RESP:
+            client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN  # our reader bypasses smpplib's state machine
             self._unbound.set()
             with self._cond:
                 self._bound = False
