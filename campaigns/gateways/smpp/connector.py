@@ -408,8 +408,10 @@ class Connector:
             self._resolve(part, carrier_id=codec.normalize_carrier_id(message_id))
         elif status in codec.THROTTLING:
             # Slow down for everyone and resubmit this part first; nothing is lost or reordered away.
-            self._throttle_backoff = min(max(self._throttle_backoff * 2, 0.05), 2.0)
-            self._pause_until = time.monotonic() + self._throttle_backoff
+            now = time.monotonic()
+            if now >= self._pause_until:  # a window's worth of throttled answers escalates once, not per PDU
+                self._throttle_backoff = min(max(self._throttle_backoff * 2, 0.05), 2.0)
+                self._pause_until = now + self._throttle_backoff
             with self._cond:
                 self._queue.appendleft(part)
                 self._cond.notify_all()

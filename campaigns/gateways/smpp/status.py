@@ -7,6 +7,7 @@ health view can show it (``gateway_status(alias)``) without a table of its own.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,7 +35,12 @@ def gateway_options(alias: str) -> dict:
 
 
 def redis_client(options: dict) -> redis.Redis:
-    url = options.get("REDIS_URL") or settings.CELERY_BROKER_URL
+    return _client_for(options.get("REDIS_URL") or settings.CELERY_BROKER_URL)
+
+
+@functools.cache
+def _client_for(url: str) -> redis.Redis:
+    """One pool per URL per process: workers call ``send_messages`` once per batch."""
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30)
 
 
