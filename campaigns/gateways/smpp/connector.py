@@ -150,13 +150,16 @@ class Connector:
         with self._cond:
             while self._inflight and self._bound and time.monotonic() < deadline:
                 self._cond.wait(0.1)
-            leftovers = list(self._queue) + list(self._inflight.values())
+            unsent, unanswered = list(self._queue), list(self._inflight.values())
             self._queue.clear()
             self._inflight.clear()
-        for part in leftovers:
+        for part in unsent:
             self._resolve(part, error="The SMPP connector stopped before submitting it.", retryable=True)
+        for part in unanswered:
+            self._resolve(part, error="The SMPP connector stopped before the carrier answered.", retryable=True)
         client = self._client
-        if client is not None and self._bound:
+        was_bound = client is not None and self._bound
+        if was_bound:
             try:
                 self._unbound.clear()
                 with self._send_lock:
@@ -171,7 +174,7 @@ class Connector:
         for thread in self._threads:
             thread.join(timeout=3)
         self._flush_events(final=True)
-        self._status(State.STOPPED, detail="Unbound cleanly.")
+        self._status(State.STOPPED, detail="Stopped; unbound cleanly." if was_bound else "Stopped.")
 
     def _status(self, state: str, **fields: str) -> None:
         try:
