@@ -15,7 +15,7 @@ from campaigns.gateways import (
     TemporaryGatewayError,
     get_gateway,
 )
-from campaigns.gateways.smpp import State, gateway_status
+from campaigns.gateways.smpp import State, codec, gateway_status
 from campaigns.gateways.smpp.connector import Connector
 from campaigns.gateways.smpp.status import PREFIX, key
 
@@ -160,6 +160,22 @@ def test_thousand_messages_get_their_receipts_matched_despite_decimal_ids_and_re
     assert (undelivered.status, undelivered.error) == (ReceiptStatus.HANDSET_PERMANENT, "UNDELIV err:001")
     assert by_id[results[0].carrier_id].status == ReceiptStatus.RECEIVED
     assert sink.calls < 200  # batched, not one call per receipt
+
+
+def test_receipts_after_a_restart_are_matched_from_redis(simulator_factory, connector_factory):
+    simulator = simulator_factory()
+    alias, first, _ = connector_factory(simulator)
+    assert bound(alias)
+    [result] = send(alias, [OutgoingSMS(ref="r", to="+33612345604", text="b" * 200)])
+    first.stop()
+    restarted = Connector(alias, options=first.options, on_events=RecordingSink())
+    # The simulator numbers ids in sequence: part 2 is the next one, written here in decimal.
+    second_part = str(int(result.carrier_id, 16) + 1)
+    late = codec.parse_receipt(f"id:{second_part} stat:DELIVRD err:000")
+
+    [receipt] = restarted._match([late])
+
+    assert (receipt.carrier_id, receipt.part, receipt.status) == (result.carrier_id, 2, ReceiptStatus.RECEIVED)
 
 
 def test_throttling_backs_off_and_loses_nothing(simulator_factory, connector_factory):

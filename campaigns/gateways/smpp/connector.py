@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import smpplib.client
 import smpplib.consts
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 EventsSink = Callable[..., None]
 DEFAULT_SINK = "campaigns.receipts.apply_carrier_events"
-PART_KEY_TTL = 3 * 24 * 3600  # receipts rarely come later than a message's validity period
+PART_DAYS = 3  # receipts rarely come later than a message's validity period (a day or two)
 MEMORY_PARTS = 500_000
 MAX_GROUP = 64  # submits written in one syscall
 
@@ -464,11 +464,14 @@ class Connector:
                 )
                 if failed is None:
                     for p in parts:
-                        mapping[key(self.alias, f"part:{p.carrier_id}")] = f"{first}|{p.index}|{len(parts)}"
+                        mapping[p.carrier_id] = f"{first}|{p.index}|{len(parts)}"
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for name, value in mapping.items():
-                    pipe.set(name, value, ex=PART_KEY_TTL)
+                if mapping:
+                    # One hash per day: one command per batch, and old days expire whole.
+                    day = self._parts_key(datetime.now(UTC))
+                    pipe.hset(day, mapping=mapping)
+                    pipe.expire(day, (PART_DAYS + 1) * 86400)
                 pipe.rpush(batch.reply_key, json.dumps(results))
                 pipe.expire(batch.reply_key, 300)
                 pipe.hset(key(self.alias, "status"), "last_submit_at", datetime.now(UTC).isoformat())
@@ -554,6 +557,9 @@ class Connector:
         finally:
             close_old_connections()
 
+    def _parts_key(self, when: datetime) -> str:
+        return key(self.alias, f"parts:{when:%Y%m%d}")
+
     def _match(self, parsed: list[codec.ParsedReceipt]) -> list[Receipt]:
         """Receipts keyed by their message's carrier id (the first part's), with the part number.
 
@@ -565,8 +571,13 @@ class Connector:
             found = [next((self._parts_map[v] for v in vs if v in self._parts_map), None) for vs in variants]
         missing = sorted({v for vs, hit in zip(variants, found, strict=True) if hit is None for v in vs})
         if missing:
-            values = self.redis.mget([key(self.alias, f"part:{v}") for v in missing])
-            stored = {v: tuple(value.split("|")) for v, value in zip(missing, values, strict=True) if value}
+            today = datetime.now(UTC)
+            pipe = self.redis.pipeline(transaction=False)
+            for days in range(PART_DAYS + 1):
+                pipe.hmget(self._parts_key(today - timedelta(days=days)), missing)
+            stored = {}
+            for values in reversed(pipe.execute()):
+                stored.update((v, tuple(value.split("|"))) for v, value in zip(missing, values, strict=True) if value)
             found = [
                 hit or next((stored[v] for v in vs if v in stored), None)
                 for vs, hit in zip(variants, found, strict=True)
