@@ -141,3 +141,123 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def can_send(self) -> bool:
         return self.is_active and self.is_email_confirmed and not self.is_blocked
+
+    def profile_missing_fields(self) -> list[str]:
+        """Labels of what the profile still lacks (ACC-2); empty when complete."""
+        missing = []
+        if not (self.first_name and self.last_name):
+            missing.append(_("your name"))
+        if not self.kind or (self.kind == self.Kind.COMPANY and not self.company):
+            missing.append(_("company or individual"))
+        if not (self.address_line1 and self.postal_code and self.city and self.country):
+            missing.append(_("billing address"))
+        if not self.is_mobile_certified:
+            missing.append(_("a certified mobile number"))
+        return missing
+
+
+class MobileCertification(models.Model):
+    """One code sent by SMS to prove a mobile number (ACC-3).
+
+    Only a salted HMAC of the code is stored. A code is usable while ``verified_at`` is null,
+    ``expires_at`` is in the future and ``attempts`` is below ``MAX_ATTEMPTS``; a new code for the
+    same account supersedes older ones (the newest row is the one checked).
+    """
+
+    MAX_ATTEMPTS = 5
+
+    account = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mobile_certifications")
+    phone = models.CharField(max_length=20)  # E.164
+    code_hash = models.CharField(max_length=64)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("mobile certification code")
+        verbose_name_plural = _("mobile certification codes")
+        indexes = [
+            # "The account's newest code" (verify step and resend cool-down).
+            models.Index(fields=["account", "-sent_at"], name="accounts_mobcert_account_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id} {self.phone}"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.verified_at is None and self.expires_at > now and self.attempts < self.MAX_ATTEMPTS
+
+
+class CertifiedNumber(models.Model):
+    """A mobile number that earned the sign-up bonus. A number earns it once, ever (ACC-3):
+    the row stays even if the account later changes its number or is closed."""
+
+    phone = models.CharField(max_length=20)  # E.164
+    account = models.ForeignKey(User, on_delete=models.PROTECT, related_name="certified_numbers")
+    certified_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("certified number")
+        verbose_name_plural = _("certified numbers")
+        constraints = [
+            # No bonus farming: one number, one certification across all accounts.
+            models.UniqueConstraint(fields=["phone"], name="accounts_certified_number_phone_unique"),
+            # One bonus per account.
+            models.UniqueConstraint(fields=["account"], name="accounts_certified_number_account_unique"),
+        ]
+
+    def __str__(self):
+        return self.phone
+
+
+class AccountEvent(models.Model):
+    """Audit trail of an account's state changes: who did what, when, and why."""
+
+    class Kind(models.TextChoices):
+        SIGNED_UP = "signed_up", _("Signed up")
+        CONFIRMATION_RESENT = "confirmation_resent", _("Confirmation email sent again")
+        EMAIL_CONFIRMED = "email_confirmed", _("Email confirmed")
+        EMAIL_CHANGED = "email_changed", _("Email changed")
+        MOBILE_CERTIFIED = "mobile_certified", _("Mobile certified")
+        PASSWORD_CHANGED = "password_changed", _("Password changed")
+        ACTIVATED = "activated", _("Activated by staff")
+        BLOCKED = "blocked", _("Blocked")
+        UNBLOCKED = "unblocked", _("Unblocked")
+
+    account = models.ForeignKey(User, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("account event")
+        verbose_name_plural = _("account events")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    kind__in=[
+                        "signed_up",
+                        "confirmation_resent",
+                        "email_confirmed",
+                        "email_changed",
+                        "mobile_certified",
+                        "password_changed",
+                        "activated",
+                        "blocked",
+                        "unblocked",
+                    ]
+                ),
+                name="accounts_event_kind_valid",
+            ),
+        ]
+        indexes = [
+            # The admin's event inline: one account's history, newest first.
+            models.Index(fields=["account", "-created_at"], name="accounts_event_account_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id} {self.kind}"

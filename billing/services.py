@@ -63,4 +63,7 @@ def ledger_post(
             idempotency_key=idempotency_key,
             created_by_id=created_by_id,
         )
+        from accounts.services import credit_alert_check  # accounts.services imports this module
+
+        credit_alert_check(account_id=account_id, balance_before=account.credit_balance, balance_after=new_balance)
     return entry, True

@@ -36,8 +36,7 @@ def check_broker() -> Check:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            transport = conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type
-        return Check("broker", True, str(transport))
+            return Check("broker", True, conn.transport.driver_type)
     except Exception as exc:  # noqa: BLE001
         return Check("broker", False, str(exc))
 
