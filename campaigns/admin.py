@@ -1,5 +1,6 @@
 """Staff views of the sending pipeline (ADM-1): read-only history, replies, gateway health."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
@@ -52,10 +53,20 @@ class InboundAdmin(ReadOnlyAdmin):
 
 @admin.register(GatewayHealth)
 class GatewayHealthAdmin(ReadOnlyAdmin):
-    list_display = ("alias", "last_submit_at", "submitted", "rejected", "errors", "error_rate_display", "queue_depth")
+    list_display = (
+        "alias",
+        "link_state",
+        "last_submit_at",
+        "submitted",
+        "rejected",
+        "errors",
+        "error_rate_display",
+        "queue_depth",
+    )
     readonly_fields = list_display + ("last_error", "last_error_at")
 
     def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "link_statuses": carrier_link_statuses()}
         # Queue depth for every alias in one grouped query (partial index on queued messages).
         self._depths = dict(
             Message.objects.filter(status__in=[Message.Status.QUEUED, Message.Status.SUBMITTING])
@@ -64,6 +75,11 @@ class GatewayHealthAdmin(ReadOnlyAdmin):
         )
         return super().changelist_view(request, extra_context)
 
+    @admin.display(description=_("carrier link"))
+    def link_state(self, obj):
+        status = carrier_link_statuses().get(obj.alias)
+        return f"{status.state}: {status.detail}" if status else "—"
+
     @admin.display(description=_("error rate"))
     def error_rate_display(self, obj):
         return f"{obj.error_rate:.1%}"
@@ -71,3 +87,14 @@ class GatewayHealthAdmin(ReadOnlyAdmin):
     @admin.display(description=_("queue depth"))
     def queue_depth(self, obj):
         return getattr(self, "_depths", {}).get(obj.alias, 0)
+
+
+def carrier_link_statuses() -> dict:
+    """The connector-recorded link state of every configured SMPP alias (GW-1: e.g. bad credentials)."""
+    from .gateways.smpp.status import gateway_status
+
+    return {
+        alias: gateway_status(alias)
+        for alias, config in settings.SMS_GATEWAYS.items()
+        if config["BACKEND"].startswith("campaigns.gateways.smpp")
+    }

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from addressbook.models import BlacklistEntry
 
-from .gateways.base import CarrierEvents, InboundSMS, Receipt, ReceiptStatus
+from .gateways.base import CarrierEvents, InboundSMS, Receipt, ReceiptStatus, normalize_carrier_id
 from .models import Inbound, Message, PartReceipt, PendingReceipt
 
 RECEIPT_RANK: dict[ReceiptStatus, int] = {
@@ -55,19 +55,6 @@ BATCH = 5000
 _STOP_WORDS = frozenset(
     {"STOP", "STOPSMS", "STOP SMS", "ARRET", "ARRETER", "UNSUBSCRIBE", "DESABONNER", "DESINSCRIPTION", "STOP ALL"}
 )
-
-
-def normalize_carrier_id(raw: str | int, *, decimal: bool = False) -> str:
-    """The canonical form of a carrier message id, used both when recording and when matching.
-
-    Lowercase, surrounding space and leading zeros removed (``"00A1F"`` -> ``"a1f"``). Carriers
-    that report in decimal an id they returned in hex (SMPP receipts often do): pass
-    ``decimal=True`` (or an ``int``) and the value is converted to hex (``"41503"`` -> ``"a21f"``).
-    """
-    if isinstance(raw, int) or decimal:
-        return format(int(str(raw).strip()), "x")
-    value = str(raw).strip().lower()
-    return value.lstrip("0") or ("0" if value else "")
 
 
 def is_stop(text: str) -> bool:

@@ -77,6 +77,21 @@ class CarrierEvents:
     inbound: list[InboundSMS] = field(default_factory=list)
 
 
+def normalize_carrier_id(raw: str | int | bytes | None, *, decimal: bool = False) -> str:
+    """The canonical form of a carrier message id, used both when recording and when matching (SND-15).
+
+    Trimmed (NULs too), lower case, leading zeros removed (``"00A1F"`` -> ``"a1f"``). Carriers that
+    report in decimal an id they returned in hex (SMPP receipts often do): pass ``decimal=True``
+    (or an ``int``) and the value is converted to hex (``"41503"`` -> ``"a21f"``).
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", errors="replace")
+    if isinstance(raw, int) or decimal:
+        return format(int(str(raw).strip()), "x")
+    value = (raw or "").strip().strip("\x00").lower()
+    return value.lstrip("0") or ("0" if value else "")
+
+
 class GatewayError(Exception):
     pass
 

@@ -232,7 +232,7 @@ def test_mo_messages_become_inbound_replies_in_every_data_coding(simulator_facto
     ]
 
 
-def test_bad_credentials_give_a_clear_error_in_the_gateway_status(simulator_factory, connector_factory):
+def test_bad_credentials_give_a_clear_error_in_the_gateway_status(simulator_factory, connector_factory, admin_client):
     simulator = simulator_factory()
     alias, _, _ = connector_factory(simulator, PASSWORD="wrong")
 
@@ -245,6 +245,8 @@ def test_bad_credentials_give_a_clear_error_in_the_gateway_status(simulator_fact
     with pytest.raises(PermanentGatewayError, match="ESME_RINVPASWD"):
         get_gateway(alias).send_messages([OutgoingSMS(ref="1", to="+33612345678", text="Hi")])
     assert simulator.stats()["accepted"] == 0
+    page = admin_client.get("/admin/campaigns/gatewayhealth/").content.decode()
+    assert "auth_failed" in page and "ESME_RINVPASWD (check SYSTEM_ID, PASSWORD and SYSTEM_TYPE)" in page
 
 
 def test_enquire_link_runs_on_a_timer_and_stop_unbinds_cleanly(simulator_factory, connector_factory):
@@ -263,8 +265,8 @@ def test_enquire_link_runs_on_a_timer_and_stop_unbinds_cleanly(simulator_factory
 @pytest.mark.django_db(transaction=True)
 def test_receipts_and_mo_stop_reach_the_pipeline(simulator_factory, connector_factory):
     """End to end with the pipeline's sink: the receipt updates the message, STOP blacklists."""
-    receipts = pytest.importorskip("campaigns.receipts")  # pipeline module; guard removed at merge
     from addressbook.services import blacklisted_numbers
+    from campaigns import receipts
     from campaigns.models import Campaign, Message
     from tests.factories import UserFactory
 

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from campaigns.gateways.base import ReceiptStatus
+from campaigns.gateways.base import ReceiptStatus, normalize_carrier_id
 from campaigns.text import analyze, split_parts
 
 # --- GSM 03.38 default alphabet, one septet per octet ("unpacked", as SMPP carries it) ----------
@@ -331,18 +331,6 @@ def is_retryable(status: int) -> bool:
 
 
 # --- delivery receipts -------------------------------------------------------------------------
-
-
-def normalize_carrier_id(raw: str | bytes | None) -> str:
-    """A carrier message id in one canonical form: trimmed, lower case, no leading zeros.
-
-    Hex/decimal ambiguity cannot be settled from the id alone; :func:`carrier_id_variants` lists
-    the other readings the connector tries against the ids it submitted.
-    """
-    if isinstance(raw, bytes):
-        raw = raw.decode("ascii", errors="replace")
-    value = (raw or "").strip().strip("\x00").lower()
-    return value.lstrip("0") or ("0" if value else "")
 
 
 def carrier_id_variants(raw: str | bytes | None) -> list[str]:
