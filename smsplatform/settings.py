@@ -243,3 +243,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# Address book imports (ADR-3): the largest file accepted, in bytes.
+ADDRESSBOOK_IMPORT_MAX_BYTES = env.int("ADDRESSBOOK_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)

@@ -21,3 +21,22 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    """A French mobile contact; pass ``account``."""
+
+    class Meta:
+        model = "addressbook.Contact"
+
+    mobile = factory.Sequence(lambda n: f"+3361{n:07d}")
+    region = "FR"
+    last_name = "Durand"
+    first_name = factory.Sequence(lambda n: f"Camille{n}")
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "addressbook.Group"
+
+    name = factory.Sequence(lambda n: f"Group {n}")
