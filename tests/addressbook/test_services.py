@@ -212,3 +212,12 @@ def test_blacklist_add_is_idempotent_and_read_by_the_pipeline(user, other_user):
     assert services.blacklisted_numbers(account_id=other_user.id, numbers=["+33612345678"]) == set()
     with pytest.raises(ValidationError):
         services.blacklist_add(account=user, number="hello")
+
+
+def test_import_keeps_special_characters(user, django_capture_on_commit_callbacks):
+    # Tabs, backslashes and newlines must survive the COPY text format on PostgreSQL.
+    text = 'Nom,Mobile,Société\n"Back\\slash\tTab",0612345678,"Two\nlines"\n'
+    imp = _run_import(user, text, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    contact = Contact.objects.get(account=user)
+    assert imp.imported == 1
+    assert (contact.last_name, contact.company) == ("Back\\slash\tTab", "Two\nlines")
