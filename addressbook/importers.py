@@ -31,6 +31,7 @@ __all__ = [
     "guess_mapping",
     "inspect_file",
     "iter_records",
+    "open_records",
 ]
 
 FIELDS: Final = ("last_name", "first_name", "mobile", "email", "company")
@@ -122,19 +123,14 @@ def _open_text(path: Path, encoding: str):
     return open(path, encoding=encoding, newline="", errors="strict")
 
 
-def iter_records(path: Path, *, file_format: str, encoding: str = "utf-8", separator: str = ",") -> Iterator[list[str]]:
-    """Every record of the file's first sheet, streamed (CSV rows are never all in memory;
-    calamine keeps one sheet's cells, which is its design). Raises FileRejected on unreadable data."""
+def open_records(
+    path: Path, *, file_format: str, encoding: str = "utf-8", separator: str = ","
+) -> tuple[int, Iterator[list[str]]]:
+    """(estimated record count for the progress bar, iterator over every record of the file's
+    first sheet). CSV rows are streamed, never all in memory; calamine holds one sheet's cells
+    (its design), loaded once. Reading raises FileRejected on unreadable data."""
     if file_format == "csv":
-        try:
-            with _open_text(path, encoding) as handle:
-                for row in csv.reader(handle, delimiter=separator):
-                    yield [cell.strip() for cell in row]
-        except UnicodeDecodeError as exc:
-            raise FileRejected(f"The file is not valid {encoding} text (byte {exc.start}).") from exc
-        except csv.Error as exc:
-            raise FileRejected(f"The CSV file is malformed: {exc}.") from exc
-        return
+        return count_records(path, file_format="csv"), _csv_records(path, encoding, separator)
     from python_calamine import CalamineWorkbook
 
     try:
@@ -147,8 +143,25 @@ def iter_records(path: Path, *, file_format: str, encoding: str = "utf-8", separ
         raise
     except Exception as exc:  # calamine raises its own error types for every kind of corruption
         raise FileRejected("The spreadsheet is damaged or is not a real .xlsx/.xls file.") from exc
-    for row in rows:
-        yield [_cell_to_str(cell) for cell in row]
+    return sheet.height, ([_cell_to_str(cell) for cell in row] for row in rows)
+
+
+def _csv_records(path: Path, encoding: str, separator: str) -> Iterator[list[str]]:
+    try:
+        with _open_text(path, encoding) as handle:
+            for row in csv.reader(handle, delimiter=separator):
+                yield [cell.strip() for cell in row]
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"The file is not valid {encoding} text (byte {exc.start}).") from exc
+    except csv.Error as exc:
+        raise FileRejected(f"The CSV file is malformed: {exc}.") from exc
+
+
+def iter_records(path: Path, *, file_format: str, encoding: str = "utf-8", separator: str = ",") -> Iterator[list[str]]:
+    """Every record of the file (see ``open_records``)."""
+    if file_format == "csv":
+        return _csv_records(path, encoding, separator)
+    return open_records(path, file_format=file_format)[1]
 
 
 def count_records(path: Path, *, file_format: str) -> int:

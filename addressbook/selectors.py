@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import phonenumbers
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Upper
 from django.shortcuts import get_object_or_404
 
 from .models import BlacklistEntry, Contact, ContactImport, Group
@@ -61,12 +62,8 @@ def contacts_search(*, account, query: str = "", group_id: int | None = None) ->
         if prefix:
             qs = qs.filter(mobile__startswith=prefix)
         else:
-            qs = qs.filter(
-                Q(last_name__icontains=query)
-                | Q(first_name__icontains=query)
-                | Q(company__icontains=query)
-                | Q(email__icontains=query)
-            )
+            # UPPER in SQL on both sides: the same case mapping as the generated column whatever the locale.
+            qs = qs.filter(search__contains=Upper(Value(query)))
     if group_id:
         qs = qs.filter(membership__group_id=group_id)
     return qs.order_by("-id")

@@ -316,7 +316,9 @@ class _Staged:
     company: str
 
 
-def _rows_for(imp: ContactImport, report: csv.writer, counters: dict[str, int]) -> Iterator[list[_Staged]]:
+def _rows_for(
+    imp: ContactImport, records: Iterator[list[str]], report: csv.writer, counters: dict[str, int]
+) -> Iterator[list[_Staged]]:
     """Read, validate and normalise the file; yield valid rows chunk by chunk, write rejected ones
     to ``report``. ``counters`` gets ``processed`` and ``rejected``."""
     normalizer = PhoneNormalizer(
@@ -325,12 +327,6 @@ def _rows_for(imp: ContactImport, report: csv.writer, counters: dict[str, int]) 
     mapping = imp.mapping
     col_mobile = mapping["mobile"]
     others = [(f, mapping.get(f)) for f in ("last_name", "first_name", "email", "company")]
-    records = importers.iter_records(
-        Path(imp.file.path),
-        file_format=imp.file_format,
-        encoding=imp.encoding or "utf-8",
-        separator=imp.separator or ",",
-    )
     chunk: list[_Staged] = []
     for line, record in enumerate(records, start=1):
         if line == 1 and imp.has_header:
@@ -462,8 +458,6 @@ def contact_import_run(*, import_id: int) -> ContactImport:
     imp = ContactImport.objects.select_related("account").get(pk=import_id)
     if not claimed:
         return imp  # already run (a redelivered task)
-    imp.total_rows = max(0, importers.count_records(Path(imp.file.path), file_format=imp.file_format) - imp.has_header)
-    ContactImport.objects.filter(pk=imp.pk).update(total_rows=imp.total_rows)
     counters = {"processed": 0, "rejected": 0}
     staged = 0
     report_file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
@@ -478,7 +472,15 @@ def contact_import_run(*, import_id: int) -> ContactImport:
                 f"first_name text, email text, company text)"
             )
             try:
-                for chunk in _rows_for(imp, report, counters):
+                estimate, records = importers.open_records(
+                    Path(imp.file.path),
+                    file_format=imp.file_format,
+                    encoding=imp.encoding or "utf-8",
+                    separator=imp.separator or ",",
+                )
+                imp.total_rows = max(0, estimate - imp.has_header)
+                ContactImport.objects.filter(pk=imp.pk).update(total_rows=imp.total_rows)
+                for chunk in _rows_for(imp, records, report, counters):
                     _stage(cursor, chunk)
                     staged += len(chunk)
                     ContactImport.objects.filter(pk=imp.pk).update(
