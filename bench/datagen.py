@@ -143,7 +143,8 @@ def phone_corpus(size: int) -> list[str]:
     foreign mobiles, landlines and garbage."""
     rng = random.Random(SEED * 3 + size)
     overseas = ["0690", "0694", "0696", "0697", "0692", "0693", "0639"]
-    foreign = ["+44 7911 ", "+32 470 ", "+41 79 ", "+49 151 ", "+1 415 555 ", "+212 6 "]
+    # Valid mobiles abroad: prefix and the number of digits that completes it.
+    foreign = [("+44 7911 ", 6), ("+32 470 ", 6), ("+41 79 ", 7), ("+49 151 ", 8), ("+1 415 2", 6), ("+212 6 ", 8)]
     out = []
     for n in range(size):
         roll = rng.random()
@@ -156,7 +157,8 @@ def phone_corpus(size: int) -> list[str]:
         elif roll < 0.80:
             out.append(rng.choice(overseas) + f"{rng.randrange(10**6):06d}")
         elif roll < 0.92:
-            out.append(rng.choice(foreign) + f"{rng.randrange(10**6):06d}")
+            prefix, digits = rng.choice(foreign)
+            out.append(prefix + f"{rng.randrange(10**digits):0{digits}d}")
         elif roll < 0.97:
             out.append(f"0{rng.choice('12345')}{rng.randrange(10**8):08d}")
         else:
