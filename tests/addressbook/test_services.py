@@ -221,3 +221,38 @@ def test_import_keeps_special_characters(user, django_capture_on_commit_callback
     contact = Contact.objects.get(account=user)
     assert imp.imported == 1
     assert (contact.last_name, contact.company) == ("Back\\slash\tTab", "Two\nlines")
+
+
+def _run_upload(user, upload, django_capture_on_commit_callbacks):
+    imp = services.contact_import_create(account=user, upload=upload)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.contact_import_start(contact_import=imp, mapping=imp.mapping, has_header=imp.has_header, consent=True)
+    imp.refresh_from_db()
+    return imp
+
+
+def test_import_legacy_xls(user, django_capture_on_commit_callbacks):
+    from tests.addressbook.test_importers import FIXTURES
+
+    upload = SimpleUploadedFile("contacts.xls", (FIXTURES / "contacts.xls").read_bytes())
+    imp = _run_upload(user, upload, django_capture_on_commit_callbacks)
+    assert (imp.file_format, imp.imported, imp.rejected) == ("xls", 2, 1)
+    assert set(Contact.objects.values_list("mobile", "company")) == {
+        ("+33612345678", "Café Noël"),
+        ("+33698765432", "ACME"),
+    }
+
+
+def test_import_xlsx_with_numeric_phone_cells(user, django_capture_on_commit_callbacks):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["Prénom", "Nom", "Portable"])
+    sheet.append(["Léa", "Durand", 612345678])  # Excel turned 06 12 34 56 78 into a number
+    sheet.append(["Jean", "Martin", "06 98 76 54 32"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    imp = _run_upload(user, SimpleUploadedFile("c.xlsx", buffer.getvalue()), django_capture_on_commit_callbacks)
+    assert (imp.file_format, imp.imported, imp.rejected) == ("xlsx", 2, 0)
+    assert Contact.objects.get(mobile="+33612345678").first_name == "Léa"

@@ -198,3 +198,18 @@ def test_bad_upload_shows_an_error(client_logged, user):
 
 def test_login_required(client):
     assert client.get(reverse("addressbook:contacts")).status_code == 302
+
+
+def test_search_and_deep_pages_use_no_offset(client_logged, user, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    contacts = ContactFactory.create_batch(120, account=user, last_name="Durand")
+    for params in ({"q": "durand"}, {"q": "06 1"}, {"after": contacts[30].id}, {"q": "dur", "after": contacts[100].id}):
+        with django_assert_max_num_queries(6), CaptureQueriesContext(connection) as ctx:
+            response = client_logged.get(reverse("addressbook:contacts"), params)
+        assert response.status_code == 200
+        assert len(response.context["page"].object_list) == min(
+            50, len([c for c in contacts if c.id < params.get("after", 10**9)])
+        )
+        assert not any("OFFSET" in q["sql"] for q in ctx.captured_queries)
