@@ -66,9 +66,7 @@ def contacts_search(*, account, query: str = "", group_id: int | None = None) ->
             qs = qs.filter(search__contains=Upper(Value(query)))
     if group_id:
         qs = qs.filter(membership__group_id=group_id)
-    # account_id first (constant here) so PostgreSQL walks the (account, -id) index instead of
-    # the primary key, which would skip every newer contact of the other accounts one by one.
-    return qs.order_by("account_id", "-id")
+    return qs.order_by("-id")
 
 
 @dataclass
@@ -91,10 +89,9 @@ def _capped_count(qs: QuerySet) -> str:
 
 
 def keyset_page(qs: QuerySet, *, after: int | None, before: int | None, params: dict, per_page: int = PAGE_SIZE):
-    """A page of ``qs`` (ordered by -id, possibly after equality-filtered columns) after/before an id:
-    two queries whatever the depth, no OFFSET."""
+    """A page of ``qs`` (ordered by -id) after/before an id: two queries whatever the depth, no OFFSET."""
     if before:
-        rows = list(qs.filter(id__gt=before).reverse()[: per_page + 1])
+        rows = list(qs.filter(id__gt=before).order_by("id")[: per_page + 1])
         has_more = len(rows) > per_page
         rows = list(reversed(rows[:per_page]))
         has_next, has_previous = True, has_more
