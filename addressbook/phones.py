@@ -335,6 +335,10 @@ class PhoneNormalizer:
             return result
 
         compact = raw.replace(" ", "").replace(".", "").replace("-", "")
+        if "(" in compact:
+            # "+33 (0)6 12 34 56 78": buckets learn where the national number starts, so the
+            # parentheses can go (the "(0)" stays in the bucket's prefix, validated while learning).
+            compact = compact.replace("(", "").replace(")", "")
         body = compact[1:] if compact[:1] == "+" else compact
         key = None
         if len(body) >= 6 and body.isascii() and body.isdigit():

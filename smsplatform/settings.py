@@ -292,3 +292,6 @@ SMS_SUBMIT_LEASE_SECONDS = env.int("SMS_SUBMIT_LEASE_SECONDS", default=CELERY_TA
 # Carriers posting receipts/replies sign the raw body with this secret (README, "Carrier callbacks").
 SMS_CALLBACK_SECRET = env("SMS_CALLBACK_SECRET", default="" if not DEBUG else "development-callback-secret")
 SMS_CALLBACK_MAX_AGE = 300
+
+# Address book imports (ADR-3): the largest file accepted, in bytes.
+ADDRESSBOOK_IMPORT_MAX_BYTES = env.int("ADDRESSBOOK_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)

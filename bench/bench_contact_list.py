@@ -1,0 +1,102 @@
+"""Contact list at N contacts: first page, search by number, search by name, a page deep in the
+list. Each p95 is compared with one exact count(*) of the account's contacts measured in the same
+run (interleaved). Queries per full request (session, user, page, capped count, groups) are
+counted through the real view; any OFFSET beyond 10,000 fails the figure."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+
+from . import datagen
+from .common import Context, p95, result
+
+REPEATS = 40
+
+
+def run(ctx: Context) -> dict[str, dict]:
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    from addressbook import selectors
+    from tests.factories import UserFactory
+
+    size = ctx.size
+    account, other = UserFactory(), UserFactory()
+    with ctx.raw_connection() as conn:
+        conn.execute("TRUNCATE addressbook_membership, addressbook_contact RESTART IDENTITY CASCADE")
+        ctx.copy_file(
+            conn,
+            table="addressbook_contact",
+            columns=datagen.CONTACT_COPY_COLUMNS,
+            path=datagen.existing_contacts_tsv(ctx.cache, size, account.id),
+        )
+        ctx.copy_file(
+            conn,
+            table="addressbook_contact",
+            columns=datagen.CONTACT_COPY_COLUMNS,
+            path=datagen.existing_contacts_tsv(ctx.cache, max(1000, size // 10), other.id),
+        )
+        conn.execute("VACUUM ANALYZE addressbook_contact")
+        deep_id = conn.execute(
+            "SELECT id FROM addressbook_contact WHERE account_id = %s ORDER BY id DESC OFFSET %s LIMIT 1",
+            (account.id, int(size * 0.9)),
+        ).fetchone()[0]
+    name = datagen.LAST_NAMES[len(datagen.LAST_NAMES) // 3][1:6].lower()
+    scenarios = {
+        "first_page": {},
+        "search_number": {"q": "06 12 34"},
+        "search_name": {"q": name},
+        "deep_page": {"after": deep_id},
+    }
+    client = Client()
+    client.force_login(account)
+    # The bench runs without collectstatic: plain static storage instead of the manifest.
+    plain_static = override_settings(
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+    )
+    plain_static.enable()
+
+    def exact_count() -> float:
+        start = time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM addressbook_contact WHERE account_id = %s", [account.id])
+            cur.fetchone()
+        return time.perf_counter() - start
+
+    out = {}
+    for label, params in scenarios.items():
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/contacts/", params)
+        assert response.status_code == 200, response.status_code
+        offsets = [int(m) for q in queries.captured_queries for m in re.findall(r"OFFSET (\d+)", q["sql"])]
+        counts, pages = [], []
+        kwargs = {"query": params.get("q", ""), "after": params.get("after")}
+        for _ in range(REPEATS):
+            counts.append(exact_count())
+            start = time.perf_counter()
+            page = selectors.contact_page(account=account, **kwargs)
+            pages.append(time.perf_counter() - start)
+        base = statistics.median(counts) * 1000
+        value = p95(pages) * 1000
+        out[f"contact_list_{label}"] = result(
+            value=value,
+            unit="ms p95",
+            baseline=base,
+            target=0.5,
+            lower_is_better=True,
+            queries=len(queries.captured_queries),
+            rows=len(page.object_list),
+            count_label=page.count_label,
+            max_offset=max(offsets, default=0),
+        )
+        if len(queries.captured_queries) > 6 or max(offsets, default=0) > 10_000:
+            out[f"contact_list_{label}"]["pass"] = False
+    plain_static.disable()
+    return out
