@@ -92,7 +92,7 @@ def run(ctx=None) -> dict[str, dict]:
     env = {**os.environ, "SMS_CALLBACK_SECRET": SECRET, "DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 50,
            "SECURE_SSL_REDIRECT": "0", "ROOT_URLCONF_BENCH": "1",
            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-           "DJANGO_SETTINGS_MODULE": "bench.bench_settings"}  # fmt: skip
+           "DJANGO_SETTINGS_MODULE": "bench.endpoint_settings"}  # fmt: skip
     server = _server(env)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "smsplatform", "worker", "-Q", "sending", "-c", "1", "-l", "WARNING",

@@ -191,22 +191,46 @@ def main() -> None:
     redis_url = settings.CELERY_BROKER_URL
     if not redis_url.startswith("redis://"):
         sys.exit("Set CELERY_BROKER_URL=redis://...")
+    results = measure(
+        messages=args.messages,
+        window=args.window,
+        workers=args.workers,
+        batch=args.batch,
+        repeat=args.repeat,
+        redis_url=redis_url,
+    )
+    report = {"env": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "messages": args.messages},
+              "results": results}  # fmt: skip
+    print(json.dumps(report, indent=2))
+    if args.check and not results["smpp_submit_throughput"]["pass"]:
+        sys.exit(1)
 
+
+def run(ctx) -> dict[str, dict]:
+    """The run_all.py entry point: ``ctx.size`` messages, ``ctx.pairs`` interleaved pairs."""
+    redis_url = settings.CELERY_BROKER_URL
+    if not redis_url.startswith("redis://"):
+        raise RuntimeError("bench_smpp needs Redis: set CELERY_BROKER_URL=redis://...")
+    return measure(messages=ctx.size, window=50, workers=4, batch=500, repeat=ctx.pairs, redis_url=redis_url)
+
+
+def measure(*, messages: int, window: int, workers: int, batch: int, repeat: int, redis_url: str) -> dict[str, dict]:
+    """Simulator-alone throughput vs the platform's, interleaved A B A B; the PERF.md result dicts."""
     pairs, leans = [], []
-    for _ in range(args.repeat):  # A B A B: the machine's drift hits both sides alike
+    for _ in range(repeat):  # A B A B: the machine's drift hits both sides alike
         simulator = Simulator("--receipt-delay-ms", "5").start()
         try:
-            raw_result = raw(simulator, args.messages, args.window)
+            raw_result = raw(simulator, messages, window)
         finally:
             simulator.stop()
         simulator = Simulator("--receipt-delay-ms", "5").start()
         try:
-            lean_result = raw_lean(simulator, args.messages, args.window)
+            lean_result = raw_lean(simulator, messages, window)
         finally:
             simulator.stop()
         simulator = Simulator("--receipt-delay-ms", "5").start()
         try:
-            platform_result = platform(simulator, args.messages, args.window, args.workers, args.batch, redis_url)
+            platform_result = platform(simulator, messages, window, workers, batch, redis_url)
         finally:
             simulator.stop()
         pairs.append((raw_result, platform_result))
@@ -216,26 +240,23 @@ def main() -> None:
     ratios = sorted(p["submits_per_second"] / r["submits_per_second"] for r, p in pairs)
     ratio = statistics.median(ratios)
     target = 0.5
-    report = {
-        "env": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "messages": args.messages},
-        "results": {
-            "smpp_submit_throughput": {
-                "value": round(statistics.median(p["submits_per_second"] for _, p in pairs)),
-                "unit": "messages/s (campaign batch to acknowledged submit_sm, receipts flowing)",
-                "baseline": round(statistics.median(r["submits_per_second"] for r, _ in pairs)),
-                "ratio": round(ratio, 3),
-                "spread": [round(ratios[0], 3), round(ratios[-1], 3)],
-                "target": target,
-                "pass": ratio >= target,
-                "receipts_matched": all(p["receipts"] == args.messages for _, p in pairs),
-            }
-        },
+    results = {
+        "smpp_submit_throughput": {
+            "value": round(statistics.median(p["submits_per_second"] for _, p in pairs)),
+            "unit": "messages/s (campaign batch to acknowledged submit_sm, receipts flowing)",
+            "baseline": round(statistics.median(r["submits_per_second"] for r, _ in pairs)),
+            "ratio": round(ratio, 3),
+            "spread": [round(ratios[0], 3), round(ratios[-1], 3)],
+            "target": target,
+            "pass": ratio >= target,
+            "receipts_matched": all(p["receipts"] == messages for _, p in pairs),
+        }
     }
     lean_ratios = sorted(
         p["submits_per_second"] / r["submits_per_second"] for r, (_, p) in zip(leans, pairs, strict=True)
     )
-    report["results"]["smpp_submit_throughput_vs_lean_client"] = {
-        "value": report["results"]["smpp_submit_throughput"]["value"],
+    results["smpp_submit_throughput_vs_lean_client"] = {
+        "value": results["smpp_submit_throughput"]["value"],
         "unit": "messages/s; baseline: the simulator driven by a hand-built Python client with no platform",
         "baseline": round(statistics.median(r["submits_per_second"] for r in leans)),
         "ratio": round(statistics.median(lean_ratios), 3),
@@ -243,9 +264,7 @@ def main() -> None:
         "target": target,
         "pass": statistics.median(lean_ratios) >= target,
     }
-    print(json.dumps(report, indent=2))
-    if args.check and not report["results"]["smpp_submit_throughput"]["pass"]:
-        sys.exit(1)
+    return results
 
 
 if __name__ == "__main__":

@@ -141,10 +141,11 @@ def bench_env(db_name: str = BENCH_DB) -> dict:
         "DATABASE_URL": f"{PG_ADMIN_URL}/{db_name}",
         "DJANGO_SETTINGS_MODULE": "smsplatform.settings",
         "VAR_DIR": str(var_dir),
-        "CELERY_BROKER_URL": "memory://",
+        # The pipeline and SMPP benchmarks need a real Redis (PERF.md: the one on loopback).
+        "CELERY_BROKER_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "DEBUG": "0",
         "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-        "ALLOWED_HOSTS": "localhost,testserver",
+        "ALLOWED_HOSTS": "localhost,127.0.0.1,testserver",
         "SECURE_SSL_REDIRECT": "0",
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",

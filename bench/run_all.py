@@ -48,6 +48,11 @@ def main(argv=None) -> int:
     wanted = set(args.only.split(",")) if args.only else None
     modules = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     report = {"env": {**common.env_info(), "size": n, "pairs": ctx.pairs}, "results": {}, "errors": {}, "seconds": {}}
+    # Modules and the processes they start (gunicorn, Celery workers) print to stdout: send all of it
+    # to stderr so stdout carries only the JSON document.
+    json_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         for name in modules:
             if wanted and name.removeprefix("bench_") not in wanted:
@@ -66,7 +71,7 @@ def main(argv=None) -> int:
         if not args.keep_db:
             common.drop_database()
     text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
+    print(text, file=json_out, flush=True)
     (ctx.cache / f"last-{n}.json").write_text(text)
     failed = report["errors"] or [k for k, v in report["results"].items() if not v["pass"]]
     return 1 if args.check and failed else 0

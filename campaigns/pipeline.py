@@ -41,8 +41,8 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from addressbook.models import Contact, Membership
-from addressbook.services import blacklisted_numbers
+from addressbook.models import Membership
+from addressbook.services import blacklisted_numbers, contacts_delete_numbers
 from billing.pricing import RateTable, UncoveredDestination
 from billing.services import InsufficientCredits, ledger_post
 
@@ -539,5 +539,4 @@ def campaign_error_contacts_delete(*, campaign_id: int, account_id: int) -> int:
     failed = Message.objects.filter(
         campaign_id=campaign_id, account_id=account_id, status__gte=Message.Status.INVALID
     ).values("phone")
-    _total, by_model = Contact.objects.filter(account_id=account_id, mobile__in=failed).delete()
-    return by_model.get(Contact._meta.label, 0)
+    return contacts_delete_numbers(account_id=account_id, numbers=failed)
