@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .models import account_id_validator
+from .services import PROFILE_FIELDS
 
 User = get_user_model()
 
@@ -96,21 +97,7 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = [
-            "first_name",
-            "last_name",
-            "kind",
-            "company",
-            "vat_number",
-            "address_line1",
-            "address_line2",
-            "postal_code",
-            "city",
-            "country",
-            "time_zone",
-            "language",
-            "default_region",
-        ]
+        fields = list(PROFILE_FIELDS)
 
     SECTIONS = [
         (_("Personal information"), ["first_name", "last_name", "email", "kind", "company", "vat_number"]),

@@ -4,20 +4,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
+from smsplatform.admin import ReadOnlyAdmin
+
 from .forms import CreditAdjustmentForm
 from .models import Invoice, LedgerEntry, Order, Pack, Rate, Transfer
 from .services import BillingError, InsufficientCredits, credit_adjust, order_cancel, order_mark_paid
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LedgerEntry)

@@ -5,20 +5,9 @@ from django.contrib import admin
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 
+from smsplatform.admin import ReadOnlyAdmin
+
 from .models import Campaign, GatewayHealth, Inbound, Message
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is written by the pipeline only; staff look, never edit."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Campaign)
