@@ -70,7 +70,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     mobile = PhoneNumberField(_("mobile"), blank=True)
     mobile_certified_at = models.DateTimeField(_("mobile certified at"), null=True, blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, default="Europe/Paris")
-    language = models.CharField(_("language"), max_length=8, default="fr")
+    # The site's language until the French catalogue ships: Django's own strings are translated
+    # already, ours are not, so "fr" gave pages in two languages.
+    language = models.CharField(_("language"), max_length=8, default="en")
     default_region = models.CharField(
         _("default country for national numbers"),
         max_length=2,

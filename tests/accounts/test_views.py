@@ -388,3 +388,11 @@ def test_letter_case_variants_share_one_failure_counter(client, user, settings):
     for attempt in range(settings.AXES_FAILURE_LIMIT):
         client.post(reverse("login"), {"username": variants[attempt % len(variants)], "password": "wrong"})
     assert client.post(reverse("login"), {"username": user.account_id, "password": "x"}).status_code == 429
+
+
+def test_a_new_account_sees_pages_in_one_language(client, django_user_model):
+    """Regression: accounts defaulted to "fr" while only Django's own strings had a French catalogue."""
+    user = django_user_model.objects.create_user("onelanguage", "one@example.com", "pw-long-enough-1")
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    assert "Log out" in page and "Déconnexion" not in page
