@@ -78,14 +78,19 @@ def account_signup(*, account_id: str, email: str, password: str, consent: bool,
         _send_email_on_commit(
             to=user.email,
             template="welcome",
-            context={
-                "account_id": user.account_id,
-                "url": _confirmation_url(user_id=user.pk, previous_email=user.email, email=user.email),
-                "hours": settings.EMAIL_CONFIRMATION_TIMEOUT // 3600,
-            },
+            context=_welcome_context(user),
             language=user.language,
         )
     return user
+
+
+def _welcome_context(user: User) -> dict:
+    """The activation email's context: a fresh confirmation link for the account's email."""
+    return {
+        "account_id": user.account_id,
+        "url": _confirmation_url(user_id=user.pk, previous_email=user.email, email=user.email),
+        "hours": settings.EMAIL_CONFIRMATION_TIMEOUT // 3600,
+    }
 
 
 def email_confirmation_resend(*, user: User) -> None:
@@ -108,11 +113,7 @@ def email_confirmation_resend(*, user: User) -> None:
     _send_email(
         to=user.email,
         template="welcome",
-        context={
-            "account_id": user.account_id,
-            "url": _confirmation_url(user_id=user.pk, previous_email=user.email, email=user.email),
-            "hours": settings.EMAIL_CONFIRMATION_TIMEOUT // 3600,
-        },
+        context=_welcome_context(user),
         language=user.language,
     )
 
