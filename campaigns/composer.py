@@ -357,13 +357,19 @@ def _nudge_dispatcher() -> None:
     dispatch_due_campaigns.delay_on_commit()
 
 
-def _apply(campaign: Campaign, draft: Draft, prepared: Prepared) -> None:
+def _save_scheduled(campaign: Campaign, draft: Draft, prepared: Prepared) -> None:
+    """Write the prepared draft onto ``campaign`` (new or locked), save it with its recipients and
+    nudge the dispatcher after commit."""
     campaign.kind = draft.kind
     campaign.text = prepared.text
     campaign.sender = draft.sender if draft.kind == Campaign.Kind.SMS else ""
     campaign.is_marketing = draft.is_marketing
     campaign.numbers = list(draft.numbers.numbers)
     campaign.scheduled_at = prepared.scheduled_at
+    campaign.save()
+    campaign.contacts.set(draft.contact_ids)
+    campaign.groups.set(draft.group_ids)
+    _nudge_dispatcher()
 
 
 @transaction.atomic(durable=True)
@@ -373,11 +379,7 @@ def campaign_create(*, user, draft: Draft, now: dt.datetime | None = None) -> tu
     saved then."""
     prepared = campaign_prepare(user=user, draft=draft, now=now)
     campaign = Campaign(account=user, status=Campaign.Status.SCHEDULED)
-    _apply(campaign, draft, prepared)
-    campaign.save()
-    campaign.contacts.set(draft.contact_ids)
-    campaign.groups.set(draft.group_ids)
-    _nudge_dispatcher()
+    _save_scheduled(campaign, draft, prepared)
     return campaign, prepared
 
 
@@ -399,11 +401,7 @@ def campaign_update(
     locked = _lock_scheduled(user=user, campaign_id=campaign.pk)
     unchanged_date = draft.send_at is not None and draft.send_at == locked.scheduled_at
     prepared = campaign_prepare(user=user, draft=draft, now=now, new_schedule=not unchanged_date)
-    _apply(locked, draft, prepared)
-    locked.save()
-    locked.contacts.set(draft.contact_ids)
-    locked.groups.set(draft.group_ids)
-    _nudge_dispatcher()
+    _save_scheduled(locked, draft, prepared)
     return locked, prepared
 
 
@@ -424,11 +422,7 @@ def campaign_copy(*, user, campaign: Campaign, now: dt.datetime | None = None) -
     )
     prepared = campaign_prepare(user=user, draft=draft, now=now)
     copy = Campaign(account=user, status=Campaign.Status.SCHEDULED, copied_from=campaign, gateway=campaign.gateway)
-    _apply(copy, draft, prepared)
-    copy.save()
-    copy.contacts.set(draft.contact_ids)
-    copy.groups.set(draft.group_ids)
-    _nudge_dispatcher()
+    _save_scheduled(copy, draft, prepared)
     return copy, prepared
 
 
