@@ -1,6 +1,9 @@
 """A test carrier that records every submission in Redis, so separate worker processes (and a
 SIGKILLed one) leave a durable trace. Like a carrier deduplicating by client reference, a ref
-submitted again keeps its first carrier id and is delivered once; ``calls`` keeps every attempt."""
+submitted again keeps its first carrier id and is delivered once; ``calls`` keeps every attempt.
+
+Each submission is recorded by one Lua script, atomic on the server: a worker killed between two
+separate commands could otherwise mark a ref as seen without counting its delivery."""
 
 import time
 import uuid
@@ -9,6 +12,15 @@ import redis
 
 from campaigns.gateways.base import BaseGateway, SendResult
 
+RECORD = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('HSETNX', KEYS[4], ARGV[1], 1) == 1 then
+    redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+end
+return redis.call('HGET', KEYS[2], ARGV[1])
+"""
+
 
 class Gateway(BaseGateway):
     supports_voice = True
@@ -16,16 +28,13 @@ class Gateway(BaseGateway):
     def open(self):
         self.redis = redis.Redis.from_url(self.options["REDIS_URL"])
         self.key = self.options["KEY"]
+        self.record = self.redis.register_script(RECORD)
 
     def send_messages(self, messages):
+        keys = [f"{self.key}:{suffix}" for suffix in ("calls", "carrier", "delivered", "seen")]
         results = []
         for message in messages:
             time.sleep(float(self.options.get("SLEEP", 0)))
-            self.redis.rpush(f"{self.key}:calls", message.ref)
-            self.redis.hsetnx(f"{self.key}:carrier", message.ref, uuid.uuid4().hex)
-            self.redis.hincrby(f"{self.key}:delivered", message.ref, 0)
-            if self.redis.hsetnx(f"{self.key}:seen", message.ref, 1):
-                self.redis.hincrby(f"{self.key}:delivered", message.ref, 1)
-            carrier_id = self.redis.hget(f"{self.key}:carrier", message.ref).decode()
+            carrier_id = self.record(keys=keys, args=[message.ref, uuid.uuid4().hex]).decode()
             results.append(SendResult(ref=message.ref, accepted=True, carrier_id=carrier_id))
         return results
