@@ -82,6 +82,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     email_confirmed_at = models.DateTimeField(_("email confirmed at"), null=True, blank=True)
     consent_at = models.DateTimeField(_("anti-spam rules accepted at"), null=True, blank=True)
     credit_balance = models.DecimalField(_("credit balance"), max_digits=14, decimal_places=3, default=Decimal("0"))
+    # Credits held for campaigns being sent (BYD-2): part of the balance that nothing else may
+    # spend until the campaign's debit is posted. Moved only by billing.services.credits_reserve/release.
+    credit_reserved = models.DecimalField(_("reserved credits"), max_digits=14, decimal_places=3, default=Decimal("0"))
     credit_alert_threshold = models.DecimalField(
         _("credit alert threshold"),
         max_digits=14,
@@ -111,6 +114,11 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.CheckConstraint(
                 condition=models.Q(credit_balance__gte=0), name="accounts_user_credit_balance_non_negative"
             ),
+            # Reserved credits are part of the balance: a debit can never spend them.
+            models.CheckConstraint(
+                condition=models.Q(credit_reserved__gte=0, credit_balance__gte=models.F("credit_reserved")),
+                name="accounts_user_credit_reserved_within_balance",
+            ),
             models.CheckConstraint(
                 condition=models.Q(credit_alert_threshold__gte=0), name="accounts_user_alert_threshold_non_negative"
             ),
@@ -128,6 +136,11 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self):
         return self.first_name or self.account_id
+
+    @property
+    def credits_available(self) -> Decimal:
+        """What the account can spend now: the balance minus the credits held for campaigns being sent."""
+        return self.credit_balance - self.credit_reserved
 
     @property
     def is_email_confirmed(self) -> bool:

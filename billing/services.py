@@ -37,7 +37,8 @@ def ledger_post(
 ) -> tuple[LedgerEntry, bool]:
     """Append one ledger entry and move the account's balance, atomically.
 
-    Locks the account row, refuses a debit beyond the balance (``InsufficientCredits``), and
+    Locks the account row, refuses a debit beyond the credits available (the balance minus the
+    credits reserved for campaigns being sent: ``InsufficientCredits``), and
     returns ``(entry, created)``. With an ``idempotency_key`` already used, returns the existing
     entry and ``created=False``: nothing moves twice. Runs inside the caller's transaction when
     there is one (so a caller can debit and write its own rows all-or-nothing). ``campaign_id``,
@@ -50,14 +51,14 @@ def ledger_post(
         raise ValueError(f"Unknown ledger entry kind {kind!r}.")
     User = get_user_model()
     with transaction.atomic():
-        account = User.objects.select_for_update().only("id", "credit_balance").get(pk=account_id)
+        account = User.objects.select_for_update().only("id", "credit_balance", "credit_reserved").get(pk=account_id)
         if idempotency_key is not None:
             existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
             if existing is not None:
                 return existing, False
         new_balance = account.credit_balance + amount
-        if new_balance < 0:
-            raise InsufficientCredits(balance=account.credit_balance, needed=-amount)
+        if amount < 0 and new_balance < account.credit_reserved:
+            raise InsufficientCredits(balance=account.credits_available, needed=-amount)
         User.objects.filter(pk=account_id).update(credit_balance=F("credit_balance") + amount)
         # Same-key posts for one account serialise on the row lock above, so the check holds.
         entry = LedgerEntry.objects.create(
@@ -78,6 +79,31 @@ def ledger_post(
 
         credit_alert_check(account_id=account_id, balance_before=account.credit_balance, balance_after=new_balance)
     return entry, True
+
+
+def credits_reserve(*, account_id: int, amount: Decimal) -> None:
+    """Hold ``amount`` of the account's available credits (BYD-2): no debit can spend them until
+    :func:`credits_release` gives them back. Runs in the caller's transaction, so the caller
+    records what the hold is for in the same commit. Raises ``InsufficientCredits``; moves no
+    balance and writes no ledger entry (the debit, when it comes, is the ledger entry)."""
+    amount = Decimal(amount).quantize(CREDIT_QUANTUM)
+    if amount <= 0:
+        raise ValueError("A reservation holds a positive amount.")
+    User = get_user_model()
+    with transaction.atomic():
+        account = User.objects.select_for_update().only("id", "credit_balance", "credit_reserved").get(pk=account_id)
+        if account.credits_available < amount:
+            raise InsufficientCredits(balance=account.credits_available, needed=amount)
+        User.objects.filter(pk=account_id).update(credit_reserved=F("credit_reserved") + amount)
+
+
+def credits_release(*, account_id: int, amount: Decimal) -> None:
+    """Give back ``amount`` reserved by :func:`credits_reserve` (in the caller's transaction)."""
+    amount = Decimal(amount).quantize(CREDIT_QUANTUM)
+    if amount < 0:
+        raise ValueError("A release gives back a positive amount.")
+    if amount:
+        get_user_model().objects.filter(pk=account_id).update(credit_reserved=F("credit_reserved") - amount)
 
 
 class BillingError(Exception):
@@ -250,15 +276,15 @@ def transfer_create(*, sender_id: int, recipient_account_id: str, amount: Decima
             for a in User.objects.select_for_update()
             .filter(pk__in=[sender_id, recipient.pk])
             .order_by("pk")
-            .only("id", "account_id", "is_active", "blocked_at", "credit_balance")
+            .only("id", "account_id", "is_active", "blocked_at", "credit_balance", "credit_reserved")
         }
         sender, recipient = accounts[sender_id], accounts[recipient.pk]
         if not sender.is_active or sender.blocked_at is not None:
             raise BillingError(_("Your account cannot transfer credits."))
         if not recipient.is_active or recipient.blocked_at is not None:
             raise BillingError(_("This account cannot receive credits."))
-        if sender.credit_balance < amount:
-            raise InsufficientCredits(balance=sender.credit_balance, needed=amount)
+        if sender.credits_available < amount:
+            raise InsufficientCredits(balance=sender.credits_available, needed=amount)
         transfer = Transfer.objects.create(sender=sender, recipient=recipient, amount=amount, reference=reference)
         ledger_post(
             account_id=sender.pk,
