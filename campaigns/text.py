@@ -22,15 +22,18 @@ __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENSION",
     "PERSONALISATION_FIELDS",
+    "FieldSpan",
     "SENDER_RULES",
     "SmsInfo",
     "analyze",
     "apply_euro_rule",
     "has_variables",
     "is_valid_sender",
+    "parts_upper_bound",
     "personalise",
     "split_parts",
     "to_gsm7",
+    "variables_in",
 ]
 
 Encoding = Literal["GSM-7", "UCS-2"]
@@ -194,6 +197,11 @@ def has_variables(text: str) -> bool:
     return _VARIABLE_RE.search(text) is not None
 
 
+def variables_in(text: str) -> frozenset[str]:
+    """The personalisation variables ``text`` uses (names from :data:`PERSONALISATION_FIELDS`)."""
+    return frozenset(_VARIABLE_RE.findall(text))
+
+
 def personalise(text: str, fields: Mapping[str, str | None]) -> str:
     """Replace ``$nom``, ``$prenom``, ``$email`` and ``$societe`` in one pass.
 
@@ -205,6 +213,49 @@ def personalise(text: str, fields: Mapping[str, str | None]) -> str:
     if "$" not in text:
         return text
     return _VARIABLE_RE.sub(lambda match: fields.get(match.group(1)) or "", text)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpan:
+    """What one personalisation variable is replaced with across many recipients: the longest
+    value's length in characters, and whether every value holds only GSM-7 basic characters."""
+
+    max_length: int
+    plain: bool
+
+
+def _parts_bound(units: int, single: int, multi: int, pairs_possible: bool) -> int:
+    if units <= single:
+        return 1
+    # A part is closed only when the next character does not fit: a full part holds at least
+    # ``multi - 1`` units when 2-unit characters (escape or surrogate pairs) may occur.
+    per_part = multi - 1 if pairs_possible else multi
+    return -(-units // per_part)
+
+
+def parts_upper_bound(text: str, spans: Mapping[str, FieldSpan]) -> int:
+    """An upper bound of ``max(analyze(personalise(text, values)).parts, 1)`` over every set of
+    ``values`` within ``spans`` (keyed like :data:`PERSONALISATION_FIELDS`; a variable without a
+    span is replaced by an empty string).
+
+    Used to reserve credits for a personalised campaign before its texts are written. Plain
+    values cost one unit per character in either encoding; any other character is counted as
+    2 units (a GSM-7 escape pair or a UTF-16 surrogate pair) and may switch the text to UCS-2.
+    """
+    names = _VARIABLE_RE.findall(text)
+    static = _nfc(personalise(text, {}))
+    cost = sum((spans[n].max_length if spans[n].plain else 2 * spans[n].max_length) for n in names if n in spans)
+    all_plain = all(spans[n].plain for n in names if n in spans)
+    bounds = []
+    if _GSM7_ALL.issuperset(static):
+        septets = sum(_gsm_cost(char) for char in static) + cost
+        escapes = not all_plain or not GSM7_BASIC.issuperset(static)
+        bounds.append(_parts_bound(septets, GSM7_SINGLE, GSM7_MULTI, escapes))
+    if not all_plain or not bounds:
+        units = sum(_ucs2_cost(char) for char in static) + cost
+        surrogates = not all_plain or any(ord(char) > 0xFFFF for char in static)
+        bounds.append(_parts_bound(units, UCS2_SINGLE, UCS2_MULTI, surrogates))
+    return max(bounds)
 
 
 _TRANSLITERATIONS: Final[dict[str, str]] = {

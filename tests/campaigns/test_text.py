@@ -8,10 +8,12 @@ from campaigns.text import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     PERSONALISATION_FIELDS,
+    FieldSpan,
     analyze,
     apply_euro_rule,
     has_variables,
     is_valid_sender,
+    parts_upper_bound,
     personalise,
     split_parts,
     to_gsm7,
@@ -180,3 +182,45 @@ def test_valid_senders(sender):
 )
 def test_invalid_senders(sender):
     assert not is_valid_sender(sender)
+
+
+_PLAIN = sorted(GSM7_BASIC - {"\n", "\r"})
+_OTHER = [*"€^{}[]~\\|çêëïœ«»’é", "😀", "🇫🇷", "\u00a0"]
+_BOUND_TEXTS = [
+    "Bonjour $prenom",
+    "Hi $prenom $nom, -20% {promo}",
+    "x" * 150 + " $prenom",
+    "€" * 70 + "$societe",
+    "😀 $email" * 3,
+    "$nom",
+    "Plain " * 30 + "$prenom $prenom",
+    "ç" * 60 + "$nom",
+    "No variable at all",
+]
+
+
+def test_parts_upper_bound_is_never_below_a_real_text():
+    """Randomised (seeded): for values within their spans, no personalised text has more parts."""
+    import random
+
+    rng = random.Random(20261130)
+    for _ in range(4000):
+        text = rng.choice(_BOUND_TEXTS)
+        values, spans = {}, {}
+        for name in PERSONALISATION_FIELDS:
+            plain = rng.random() < 0.5
+            pool = _PLAIN if plain else _PLAIN + _OTHER
+            length = rng.randrange(0, 40)
+            values[name] = "".join(rng.choice(pool) for _ in range(rng.randrange(0, length + 1)))
+            spans[name] = FieldSpan(max_length=length, plain=plain)
+        assert max(analyze(personalise(text, values)).parts, 1) <= parts_upper_bound(text, spans), (text, values)
+
+
+def test_parts_upper_bound_is_exact_for_plain_values_that_fit():
+    spans = {"prenom": FieldSpan(max_length=7, plain=True)}
+    assert parts_upper_bound("Bonjour $prenom, -20% ce week-end", spans) == 1
+    assert parts_upper_bound("a" * 153 + "$prenom", spans) == 1  # at most 160 septets: one part
+    assert parts_upper_bound("a" * 299 + "$prenom", spans) == 2  # at most 306 septets: two parts of 153
+    assert parts_upper_bound("No variable", {}) == 1
+    # A value that may switch the text to UCS-2 is priced as such.
+    assert parts_upper_bound("a" * 60 + "$prenom", {"prenom": FieldSpan(max_length=9, plain=False)}) == 2
