@@ -16,6 +16,10 @@ class Campaign(models.Model):
 
     Recipients are the typed ``numbers`` (E.164) plus ``contacts`` and ``groups``; expansion at
     dispatch time dedupes them, drops blacklisted numbers and writes one ``Message`` each.
+    While ``dispatching``, the campaign's cost is held in ``credits_reserved`` (BYD-2) and its
+    messages are written and sent chunk by chunk; the debit is posted when the last chunk is
+    written (``dispatching -> sending``). ``expansion_lease_until`` marks a running expansion:
+    past it, housekeeping resumes the expansion of a lost worker.
     """
 
     class Status(models.TextChoices):
@@ -49,6 +53,8 @@ class Campaign(models.Model):
     duplicates_count = models.PositiveIntegerField(default=0)
     blacklisted_count = models.PositiveIntegerField(default=0)
     credits_debited = models.DecimalField(max_digits=14, decimal_places=3, default=0)
+    credits_reserved = models.DecimalField(max_digits=14, decimal_places=3, default=0)
+    expansion_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -72,6 +78,12 @@ class Campaign(models.Model):
             # Beat's dispatcher: due scheduled campaigns, oldest first.
             models.Index(
                 fields=["scheduled_at"], condition=models.Q(status="scheduled"), name="campaigns_campaign_due_idx"
+            ),
+            # Housekeeping: expansions whose worker was lost (resumed past their lease).
+            models.Index(
+                fields=["dispatched_at"],
+                condition=models.Q(status="dispatching"),
+                name="campaigns_campaign_expand_idx",
             ),
             # "Scheduled SMS" / "Sent SMS" lists: an account's campaigns by status, newest first.
             models.Index(fields=["account", "status", "-id"], name="campaigns_campaign_list_idx"),

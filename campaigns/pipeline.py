@@ -3,8 +3,8 @@
 ::
 
     beat ─ dispatch_due_campaigns ─> campaign_claim_due ─> expand_campaign task ─> campaign_expand
-        (scheduled -> dispatching)          (one transaction: messages + debit; dispatching -> sending)
-                                                              │ on commit
+        (scheduled -> dispatching)        (reserve credits; write chunks; settle: debit, dispatching -> sending)
+                                                              │ after each chunk's commit
                                                               ▼
                        submit_batch tasks (id ranges of 500) ─> messages_submit ─> gateway.send_messages
                                                                                    └> messages_record_results
@@ -29,33 +29,35 @@ chunk. The kill test (tests/campaigns/test_tasks_kill_worker.py) proves the clai
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import phonenumbers
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from addressbook.models import Membership
 from addressbook.services import blacklisted_numbers, contacts_delete_numbers
 from billing.pricing import RateTable, UncoveredDestination
-from billing.services import InsufficientCredits, ledger_post
+from billing.services import InsufficientCredits, credits_release, credits_reserve, ledger_post
 
 from . import ratelimit
 from .gateways import MessageKind, OutgoingSMS, SendResult, TemporaryGatewayError, get_gateway
 from .models import Campaign, GatewayHealth, Message
 from .receipts import normalize_carrier_id, pending_receipts_apply
-from .text import analyze, has_variables, personalise
+from .text import GSM7_BASIC, FieldSpan, analyze, has_variables, parts_upper_bound, personalise, variables_in
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # messages per submit task
-EXPAND_CHUNK = 5000  # recipients per blacklist query and bulk insert
+EXPAND_CHUNK = 5000  # recipients per blacklist query, bulk insert and commit
 SUBMIT_CHUNK = 100  # messages per gateway call (and per results record)
 
 
@@ -104,102 +106,115 @@ def campaign_claim_due(*, now=None, limit: int = 50) -> list[int]:
 
 
 # --- expand ---------------------------------------------------------------------------------------
+#
+# A campaign of 1,000,000 recipients takes a minute to write; its first messages must leave within
+# seconds (PERF.md). So the expansion works in three steps, each its own transaction:
+#
+# 1. reserve: hold the campaign's cost on the account (BYD-2). The cost is first *bounded* in a few
+#    SQL aggregates (rows per region, the longest personalisation values); when the account cannot
+#    cover the bound, the exact cost is computed by a full pricing pass. An account that cannot
+#    cover the exact cost gets nothing sent and nothing debited: the campaign fails, the user is
+#    emailed.
+# 2. write: messages are written chunk by chunk, each chunk committed and its batches enqueued at
+#    once, so workers send while the rest is written. A chunk beyond the reservation (recipients
+#    added since step 1) extends it, or its messages become "insufficient credit".
+# 3. settle: one ``send`` ledger entry for what the messages cost (messages the carrier refused
+#    meanwhile are not charged), the reservation released, ``dispatching -> sending``.
+#
+# A lease on the campaign row makes one worker the expander; it is renewed with every chunk and
+# checked in every transaction. A worker lost mid-way leaves the lease to expire; housekeeping
+# then resumes the expansion, which skips the numbers already written.
+
+EXPANSION_LEASE = timedelta(minutes=5)
+_FIELD_COLUMNS = {"nom": "last_name", "prenom": "first_name", "email": "email", "societe": "company"}
+# Values made only of GSM-7 basic characters cost one unit per character in either encoding.
+_PLAIN_RE = "^[" + "".join(sorted(GSM7_BASIC - {"-"})) + "-]*$"
 
 _RecipientRow = tuple[str, str, dict[str, str] | None]
+_MessageRow = tuple[str, str, str, int, Decimal, int, str]  # phone, region, text, parts, credits, status, error
+
+
+class _LeaseLost(Exception):
+    """Another worker took over this campaign's expansion (ours outlived its lease)."""
+
+
+def _contact_sources(campaign: Campaign) -> tuple[QuerySet, QuerySet]:
+    """Rows reaching a contact: picked directly, and through a group (a contact may appear in both)."""
+    direct = Campaign.contacts.through.objects.filter(campaign_id=campaign.pk)
+    grouped = Membership.objects.filter(
+        group_id__in=Campaign.groups.through.objects.filter(campaign_id=campaign.pk).values("group_id"),
+        contact__account_id=campaign.account_id,
+    )
+    return direct, grouped
+
+
+def _region_of(e164: str) -> str:
+    """The pricing region of a valid E.164 number; a calling code of one region needs no parsing."""
+    for length in (2, 3, 4):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(e164[1:length]))
+        if regions:
+            if len(regions) == 1 and regions[0] != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+                return regions[0]
+            break
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or ""
+    except phonenumbers.NumberParseException:
+        return ""
 
 
 def _recipients(campaign: Campaign) -> Iterator[_RecipientRow]:
     """Every recipient of the campaign, contacts first (they personalise), duplicates included."""
     # Walk the join tables to the contacts by primary key: a plan that stays linear at 1M.
     fields = ("mobile", "region", "last_name", "first_name", "email", "company")
-    direct = Campaign.contacts.through.objects.filter(campaign_id=campaign.pk)
-    grouped = Membership.objects.filter(
-        group_id__in=Campaign.groups.through.objects.filter(campaign_id=campaign.pk).values("group_id"),
-        contact__account_id=campaign.account_id,
-    )
-    for queryset in (direct, grouped):
-        rows = queryset.values_list(*(f"contact__{f}" for f in fields)).iterator(chunk_size=5000)
+    for queryset in _contact_sources(campaign):
+        rows = queryset.values_list(*(f"contact__{f}" for f in fields)).iterator(chunk_size=EXPAND_CHUNK)
         for mobile, region, last, first, email, company in rows:
             yield mobile, region, {"nom": last, "prenom": first, "email": email, "societe": company}
     for number in campaign.numbers:
-        try:
-            region = phonenumbers.region_code_for_number(phonenumbers.parse(number)) or ""
-        except phonenumbers.NumberParseException:
-            region = ""
-        yield number, region, None
+        yield number, _region_of(number), None
 
 
-def _chunks(iterable, size):
-    chunk = []
+def _chunks(iterable, size, first_size=None):
+    """Lists of ``size`` items (the first one of ``first_size`` when given)."""
+    chunk, limit = [], first_size or size
     for item in iterable:
         chunk.append(item)
-        if len(chunk) >= size:
+        if len(chunk) >= limit:
             yield chunk
-            chunk = []
+            chunk, limit = [], size
     if chunk:
         yield chunk
 
 
-def _fail(campaign_id: int, reason: str) -> None:
-    Campaign.objects.filter(pk=campaign_id).update(
-        status=Campaign.Status.FAILED, failure_reason=reason, completed_at=timezone.now()
-    )
+@dataclass(slots=True)
+class _Chunk:
+    rows: list[_MessageRow]
+    cost: Decimal
+    duplicates: int
+    blacklisted: int
 
 
-def campaign_expand(*, campaign_id: int) -> bool:
-    """Turn a dispatching campaign into messages and debit its cost, all or nothing (SND-5, BIL).
-
-    Dedupes by E.164 number, drops blacklisted numbers (counted), personalises, prices each
-    message by destination (a destination without a rate becomes an ``INVALID`` message, not
-    charged), bulk-inserts the messages and posts one ``send`` ledger entry for the total in the
-    same transaction. Short balance: nothing is written, the campaign fails with the reason and
-    the user is emailed. Returns True when messages were queued (the caller enqueues batches).
-    Does nothing for a campaign that is not ``dispatching`` (a redelivered task).
-    """
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().select_related("account").filter(pk=campaign_id).first()
-        if campaign is None or campaign.status != Campaign.Status.DISPATCHING:
-            return False
-        alias = gateway_alias_for(campaign)
-        gateway = get_gateway(alias)
-        if campaign.kind == Campaign.Kind.VOICE and not gateway.supports_voice:
-            _fail(campaign.pk, _("The gateway %(alias)s cannot send voice messages.") % {"alias": alias})
-            return False
-        try:
-            queued = _expand_into_messages(campaign, alias)
-        except InsufficientCredits as exc:
-            transaction.set_rollback(True)
-            needed, balance = exc.needed, exc.balance
-        else:
-            return queued
-    _fail(
-        campaign_id,
-        _("Insufficient credits: %(needed)s needed, %(balance)s available. Nothing was debited.")
-        % {"needed": needed, "balance": balance},
-    )
-    transaction.on_commit(lambda: _email_insufficient(campaign, needed))
-    return False
-
-
-def _expand_into_messages(campaign: Campaign, alias: str) -> bool:
-    rates = RateTable.load(campaign.kind)
+def _priced_chunks(campaign: Campaign, rates: RateTable, *, written: frozenset[str] = frozenset()):
+    """The campaign's messages, chunk by chunk: deduped by number, blacklisted numbers dropped,
+    texts personalised, priced by destination (a destination without a rate gives an ``INVALID``
+    message, not charged). Numbers in ``written`` (a resumed expansion) are skipped silently.
+    The first chunk is one submit batch, so the first messages leave as early as possible."""
     personalised = has_variables(campaign.text)
     plain_parts = max(analyze(campaign.text).parts, 1)
     seen: set[str] = set()
-    total_rows = recipients = blacklisted = 0
-    total = Decimal(0)
-    for chunk in _chunks(_recipients(campaign), EXPAND_CHUNK):
-        total_rows += len(chunk)
-        fresh = []
-        for row in chunk:
-            if row[0] not in seen:
+    for recipients in _chunks(_recipients(campaign), EXPAND_CHUNK, first_size=BATCH_SIZE):
+        fresh, duplicates = [], 0
+        for row in recipients:
+            if row[0] in seen:
+                duplicates += 1
+            else:
                 seen.add(row[0])
-                fresh.append(row)
+                if row[0] not in written:
+                    fresh.append(row)
         banned = blacklisted_numbers(account_id=campaign.account_id, numbers=[r[0] for r in fresh])
-        rows = []
+        rows, cost = [], Decimal(0)
         for phone, region, fields in fresh:
             if phone in banned:
-                blacklisted += 1
                 continue
             text = personalise(campaign.text, fields or {}) if personalised else campaign.text
             parts = max(analyze(text).parts, 1) if personalised else plain_parts
@@ -207,28 +222,243 @@ def _expand_into_messages(campaign: Campaign, alias: str) -> bool:
                 credits, status, error = rates.price(region=region, parts=parts), Message.Status.QUEUED, ""
             except UncoveredDestination as exc:
                 credits, status, error = Decimal(0), Message.Status.INVALID, str(exc)[:255]
-            total += credits
+            cost += credits
             rows.append((phone, region, text, parts, credits, status, error))
-        recipients += len(rows)
-        _insert_messages(campaign, alias, rows)
-    if total > 0:
-        ledger_post(
-            account_id=campaign.account_id,
-            kind="send",
-            amount=-total,
-            reference=f"campaign {campaign.uuid}",
-            idempotency_key=f"campaign:{campaign.pk}:debit",
-            campaign_id=campaign.pk,
+        yield _Chunk(rows, cost, duplicates, len(fresh) - len(rows))
+
+
+def _cost_bound(campaign: Campaign, rates: RateTable) -> Decimal:
+    """An upper bound of the campaign's cost from a few aggregate queries, without writing a text:
+    every row reaching a contact counts (before dedupe and blacklist), personalised texts count
+    the parts of their longest possible form, typed numbers the dearest region of their code."""
+    used = variables_in(campaign.text)
+    aggregates = {"rows": Count("id")}
+    for name in used:
+        column = f"contact__{_FIELD_COLUMNS[name]}"
+        aggregates[f"{name}_length"] = Max(Length(column))
+        aggregates[f"{name}_odd"] = Count("id", filter=~Q(**{f"{column}__regex": _PLAIN_RE}))
+    per_region: dict[str, int] = {}
+    lengths = dict.fromkeys(used, 0)
+    plain = dict.fromkeys(used, True)
+    for source in _contact_sources(campaign):
+        for row in source.values("contact__region").annotate(**aggregates).order_by():
+            per_region[row["contact__region"]] = per_region.get(row["contact__region"], 0) + row["rows"]
+            for name in used:
+                lengths[name] = max(lengths[name], row[f"{name}_length"] or 0)
+                plain[name] = plain[name] and not row[f"{name}_odd"]
+    spans = {name: FieldSpan(lengths[name], plain[name]) for name in used}
+    parts = parts_upper_bound(campaign.text, spans)
+    total = sum((_price_or_zero(rates, region, parts) * n for region, n in per_region.items()), Decimal(0))
+    typed_parts = max(analyze(personalise(campaign.text, {})).parts, 1)
+    per_code: dict[int, int] = {}
+    for number in set(campaign.numbers):
+        code = _calling_code(number)
+        per_code[code] = per_code.get(code, 0) + 1
+    for code, n in per_code.items():
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+        dearest = max((_price_or_zero(rates, region, typed_parts) for region in regions), default=Decimal(0))
+        total += dearest * n
+    return total
+
+
+def _calling_code(e164: str) -> int:
+    for length in (2, 3, 4):
+        if int(e164[1:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return int(e164[1:length])
+    return 0
+
+
+def _price_or_zero(rates: RateTable, region: str, parts: int) -> Decimal:
+    try:
+        return rates.price(region=region, parts=parts)
+    except UncoveredDestination:
+        return Decimal(0)
+
+
+def _fail(campaign_id: int, reason: str) -> None:
+    """``dispatching -> failed`` with the reason; any reservation is released."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().only("id", "account_id", "credits_reserved").get(pk=campaign_id)
+        credits_release(account_id=campaign.account_id, amount=campaign.credits_reserved)
+        Campaign.objects.filter(pk=campaign_id).update(
+            status=Campaign.Status.FAILED,
+            failure_reason=reason,
+            completed_at=timezone.now(),
+            credits_reserved=0,
+            expansion_lease_until=None,
         )
-    Campaign.objects.filter(pk=campaign.pk).update(
-        status=Campaign.Status.SENDING if recipients else Campaign.Status.DONE,
-        recipients_count=recipients,
-        duplicates_count=total_rows - len(seen),
-        blacklisted_count=blacklisted,
-        credits_debited=total,
-        completed_at=None if recipients else timezone.now(),
+
+
+def _lease_claim(campaign_id: int) -> datetime | None:
+    """Become the expander of a dispatching campaign whose lease is free or expired."""
+    now = timezone.now()
+    lease = now + EXPANSION_LEASE
+    claimed = (
+        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.DISPATCHING)
+        .filter(Q(expansion_lease_until__isnull=True) | Q(expansion_lease_until__lt=now))
+        .update(expansion_lease_until=lease)
     )
-    return recipients > 0
+    return lease if claimed else None
+
+
+def _lease_renew(campaign_id: int, lease: datetime) -> datetime:
+    """Extend our lease (inside the caller's transaction); ``_LeaseLost`` when it is not ours anymore.
+    The lease's expiry doubles as the owner's token: only its holder knows the exact value."""
+    renewed = timezone.now() + EXPANSION_LEASE
+    if not Campaign.objects.filter(
+        pk=campaign_id, status=Campaign.Status.DISPATCHING, expansion_lease_until=lease
+    ).update(expansion_lease_until=renewed):
+        raise _LeaseLost(campaign_id)
+    return renewed
+
+
+def campaign_expand(*, campaign_id: int, enqueue: Callable[[int, int], None]) -> bool:
+    """Turn a dispatching campaign into messages, hold then debit its cost (SND-5, SND-11, BIL).
+
+    Reserve, write chunk by chunk, settle (see above): ``enqueue(first_id, last_id)`` is called
+    for each batch of ``BATCH_SIZE`` queued messages as soon as they are committed. Short balance:
+    nothing is written or debited, the campaign fails with the reason and the user is emailed.
+    Returns True when messages were queued. Does nothing for a campaign that is not
+    ``dispatching`` or whose expansion another worker holds (a redelivered task); resumes one
+    whose expander was lost.
+    """
+    lease = _lease_claim(campaign_id)
+    if lease is None:
+        return False
+    try:
+        return _expand(campaign_id, lease, enqueue)
+    except _LeaseLost:
+        logger.warning("Campaign %s: expansion lease lost to another worker; stopping this one.", campaign_id)
+        return False
+
+
+def _expand(campaign_id: int, lease: datetime, enqueue: Callable[[int, int], None]) -> bool:
+    campaign = Campaign.objects.select_related("account").get(pk=campaign_id)
+    alias = gateway_alias_for(campaign)
+    rates = RateTable.load(campaign.kind)
+    written = frozenset(Message.objects.filter(campaign_id=campaign_id).values_list("phone", flat=True))
+    resumed = bool(written or campaign.credits_reserved)
+    if resumed:
+        # A lost expander's chunks stay; their counts are taken again from the start.
+        Campaign.objects.filter(pk=campaign_id).update(recipients_count=0, duplicates_count=0, blacklisted_count=0)
+        reserved = campaign.credits_reserved
+        spent = Message.objects.filter(campaign_id=campaign_id).aggregate(s=Sum("credits"))["s"] or Decimal(0)
+    else:
+        if campaign.kind == Campaign.Kind.VOICE and not get_gateway(alias).supports_voice:
+            _fail(campaign_id, _("The gateway %(alias)s cannot send voice messages.") % {"alias": alias})
+            return False
+        lease, reserved, available = _reserve(campaign, lease, rates)
+        if available is not None:
+            _fail(
+                campaign_id,
+                _("Insufficient credits: %(needed)s needed, %(balance)s available. Nothing was debited.")
+                % {"needed": reserved, "balance": available},
+            )
+            _email_insufficient(campaign, reserved)
+            return False
+        spent = Decimal(0)
+    enqueued_up_to = 0
+    for chunk in _priced_chunks(campaign, rates, written=written):
+        with transaction.atomic(durable=True):
+            lease = _lease_renew(campaign_id, lease)
+            if spent + chunk.cost > reserved:
+                reserved += _extend_reservation(campaign, chunk, needed=spent + chunk.cost - reserved)
+            _insert_messages(campaign, alias, chunk.rows)
+            Campaign.objects.filter(pk=campaign_id).update(
+                recipients_count=F("recipients_count") + len(chunk.rows),
+                duplicates_count=F("duplicates_count") + chunk.duplicates,
+                blacklisted_count=F("blacklisted_count") + chunk.blacklisted,
+            )
+        spent += chunk.cost
+        enqueued_up_to = _enqueue_batches(campaign_id, after_id=enqueued_up_to, enqueue=enqueue, final=False)
+    queued = _settle(campaign, lease)
+    _enqueue_batches(campaign_id, after_id=enqueued_up_to, enqueue=enqueue, final=True)
+    campaign_finish_if_done(campaign_id=campaign_id)
+    return queued
+
+
+def _reserve(campaign: Campaign, lease: datetime, rates: RateTable) -> tuple[datetime, Decimal, Decimal | None]:
+    """Hold the campaign's cost: the bound when the account covers it, else the exact cost.
+    Returns the renewed lease, the amount held (or needed), and the credits available when even
+    the exact cost is not covered (``None`` once held)."""
+    amount = _cost_bound(campaign, rates)
+    for exact in (False, True):
+        if exact:
+            amount = Decimal(0)
+            for chunk in _priced_chunks(campaign, rates):
+                amount += chunk.cost
+                with transaction.atomic():
+                    lease = _lease_renew(campaign.pk, lease)
+        try:
+            with transaction.atomic(durable=True):
+                renewed = _lease_renew(campaign.pk, lease)
+                if amount > 0:
+                    credits_reserve(account_id=campaign.account_id, amount=amount)
+                    Campaign.objects.filter(pk=campaign.pk).update(credits_reserved=amount)
+            return renewed, amount, None
+        except InsufficientCredits as exc:
+            available = exc.balance
+    return lease, amount, available
+
+
+def _extend_reservation(campaign: Campaign, chunk: _Chunk, *, needed: Decimal) -> Decimal:
+    """Recipients added since the reservation: hold what they need, or what is left, and turn
+    the messages that still do not fit into "insufficient credit" (not charged). Returns what
+    was added to the hold. Runs in the chunk's transaction."""
+    try:
+        credits_reserve(account_id=campaign.account_id, amount=needed)
+        added = needed
+    except InsufficientCredits as exc:
+        added = max(exc.balance, Decimal(0))
+        if added:
+            credits_reserve(account_id=campaign.account_id, amount=added)
+    if added:
+        Campaign.objects.filter(pk=campaign.pk).update(credits_reserved=F("credits_reserved") + added)
+    over = needed - added
+    for index in range(len(chunk.rows) - 1, -1, -1):
+        if over <= 0:
+            break
+        phone, region, text, parts, credits, status, _error = chunk.rows[index]
+        if credits:
+            error = _("Insufficient credits")
+            chunk.rows[index] = (phone, region, text, parts, Decimal(0), Message.Status.INSUFFICIENT_CREDIT, error)
+            over -= credits
+            chunk.cost -= credits
+    return added
+
+
+def _settle(campaign: Campaign, lease: datetime) -> bool:
+    """Post the campaign's debit and release its hold: ``dispatching -> sending`` (or ``done``).
+
+    The debit is what the messages cost, except messages the carrier refused for good before
+    now: they were never charged, so they get no refund either (see ``_refund``)."""
+    with transaction.atomic(durable=True):
+        _lease_renew(campaign.pk, lease)
+        locked = Campaign.objects.select_for_update().only("id", "credits_reserved").get(pk=campaign.pk)
+        totals = Message.objects.filter(campaign_id=campaign.pk).aggregate(
+            messages=Count("id"),
+            debit=Sum("credits", filter=~Q(carrier_id__isnull=True, status__gte=Message.Status.INVALID)),
+        )
+        debit = totals["debit"] or Decimal(0)
+        credits_release(account_id=campaign.account_id, amount=locked.credits_reserved)
+        if debit > 0:
+            ledger_post(
+                account_id=campaign.account_id,
+                kind="send",
+                amount=-debit,
+                reference=f"campaign {campaign.uuid}",
+                idempotency_key=f"campaign:{campaign.pk}:debit",
+                campaign_id=campaign.pk,
+            )
+        Campaign.objects.filter(pk=campaign.pk).update(
+            status=Campaign.Status.SENDING if totals["messages"] else Campaign.Status.DONE,
+            recipients_count=totals["messages"],
+            credits_debited=debit,
+            credits_reserved=0,
+            expansion_lease_until=None,
+            completed_at=None if totals["messages"] else timezone.now(),
+        )
+    return totals["messages"] > 0
 
 
 _COPY_COLUMNS = (
@@ -293,16 +523,32 @@ def _email_insufficient(campaign: Campaign, needed: Decimal) -> None:
     )
 
 
-def campaign_batches(*, campaign_id: int) -> Iterator[tuple[int, int]]:
-    """Id ranges ``(first, last)`` of at most ``BATCH_SIZE`` queued messages, streamed by keyset."""
+def _queued_ids(campaign_id: int, after_id: int) -> Iterator[list[int]]:
     ids = (
-        Message.objects.filter(campaign_id=campaign_id, status=Message.Status.QUEUED)
+        Message.objects.filter(campaign_id=campaign_id, status=Message.Status.QUEUED, id__gt=after_id)
         .order_by("id")
         .values_list("id", flat=True)
         .iterator(chunk_size=10 * BATCH_SIZE)
     )
-    for chunk in _chunks(ids, BATCH_SIZE):
+    return _chunks(ids, BATCH_SIZE)
+
+
+def campaign_batches(*, campaign_id: int) -> Iterator[tuple[int, int]]:
+    """Id ranges ``(first, last)`` of at most ``BATCH_SIZE`` queued messages, streamed by keyset."""
+    for chunk in _queued_ids(campaign_id, 0):
         yield chunk[0], chunk[-1]
+
+
+def _enqueue_batches(campaign_id: int, *, after_id: int, enqueue: Callable[[int, int], None], final: bool) -> int:
+    """Enqueue the queued messages above ``after_id`` in batches of ``BATCH_SIZE``; a smaller
+    last batch waits for the next chunk unless ``final``. Returns the last id enqueued. Enqueuing
+    a range twice is harmless: a batch claims only what is still queued."""
+    for chunk in _queued_ids(campaign_id, after_id):
+        if len(chunk) < BATCH_SIZE and not final:
+            break
+        enqueue(chunk[0], chunk[-1])
+        after_id = chunk[-1]
+    return after_id
 
 
 # --- submit ---------------------------------------------------------------------------------------
@@ -445,13 +691,20 @@ def _reject_and_refund(rejected: dict[int, SendResult], status: int = Message.St
 
 
 def _refund(rows: list[tuple[int, int, int, Decimal]]) -> None:
-    """One refund ledger entry per campaign for these (now failed) messages."""
+    """One refund ledger entry per campaign for these (now failed, never accepted) messages.
+
+    A campaign still ``dispatching`` has not been debited yet: its settlement leaves these
+    messages out of the debit, so nothing is refunded. The campaign row lock orders this
+    decision with the settlement (which takes the same lock before summing)."""
     by_campaign: dict[tuple[int, int], list[tuple[int, Decimal]]] = {}
     for mid, campaign_id, account_id, credits in rows:
         by_campaign.setdefault((campaign_id, account_id), []).append((mid, credits))
     for (campaign_id, account_id), items in by_campaign.items():
         amount = sum((credits for _mid, credits in items), Decimal(0))
         if amount <= 0:
+            continue
+        status = Campaign.objects.select_for_update().values_list("status", flat=True).get(pk=campaign_id)
+        if status == Campaign.Status.DISPATCHING:
             continue
         digest = hashlib.sha1(",".join(str(mid) for mid, _c in sorted(items)).encode()).hexdigest()[:20]
         ledger_post(
@@ -516,12 +769,15 @@ def messages_requeue_stale(*, now=None) -> list[tuple[int, int, int]]:
 
 
 def campaigns_stuck_dispatching(*, now=None) -> list[int]:
-    """Campaigns claimed by a dispatcher whose expansion never ran (worker lost before it)."""
+    """Dispatching campaigns to expand again: their expander's lease expired (a lost worker), or
+    no expansion started within a lease of the dispatcher's claim (a lost task)."""
     now = now or timezone.now()
     return list(
-        Campaign.objects.filter(status=Campaign.Status.DISPATCHING, dispatched_at__lt=now - submit_lease())
-        .annotate(first=Min("messages__id"))
-        .filter(Q(first__isnull=True))
+        Campaign.objects.filter(status=Campaign.Status.DISPATCHING)
+        .filter(
+            Q(expansion_lease_until__lt=now)
+            | Q(expansion_lease_until__isnull=True, dispatched_at__lt=now - EXPANSION_LEASE)
+        )
         .values_list("id", flat=True)
     )
 

@@ -28,15 +28,11 @@ def dispatch_due_campaigns() -> None:
 
 @shared_task(ignore_result=True, acks_late=True, queue="sending")
 def expand_campaign(campaign_id: int) -> None:
-    """Expand a claimed campaign into messages (one transaction with the debit), then fan out
-    submit tasks of ``BATCH_SIZE`` messages each."""
-    if pipeline.campaign_expand(campaign_id=campaign_id):
-        enqueue_batches(campaign_id)
-
-
-def enqueue_batches(campaign_id: int) -> None:
-    for first_id, last_id in pipeline.campaign_batches(campaign_id=campaign_id):
-        submit_batch.delay(campaign_id, first_id, last_id)
+    """Expand a claimed campaign into messages, fanning out a submit task per ``BATCH_SIZE``
+    messages as soon as each chunk is committed (workers send while the rest is written)."""
+    pipeline.campaign_expand(
+        campaign_id=campaign_id, enqueue=lambda first_id, last_id: submit_batch.delay(campaign_id, first_id, last_id)
+    )
 
 
 def retry_countdown(retries: int) -> int:

@@ -39,3 +39,12 @@ def fr(n: int, last: int | None = None) -> str:
     """A valid French mobile; ``last`` forces the final digit (the simulator's outcome)."""
     number = f"+3361{n:07d}"
     return number if last is None else number[:-1] + str(last)
+
+
+def expand(campaign) -> list[tuple[int, int]]:
+    """Run the campaign's expansion in place; return the batches it enqueued (first id, last id)."""
+    from campaigns import pipeline
+
+    batches: list[tuple[int, int]] = []
+    pipeline.campaign_expand(campaign_id=campaign.pk, enqueue=lambda first, last: batches.append((first, last)))
+    return batches

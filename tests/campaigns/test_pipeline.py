@@ -10,7 +10,7 @@ from campaigns import pipeline, tasks
 from campaigns.gateways import TemporaryGatewayError, locmem
 from campaigns.models import Campaign, Message
 
-from .pipeline_support import fr, fund, make_campaign, make_rates
+from .pipeline_support import expand, fr, fund, make_campaign, make_rates
 
 pytestmark = pytest.mark.django_db
 
@@ -124,16 +124,15 @@ def test_rejected_messages_are_refunded_once(user, settings):
 def test_batches_are_id_ranges_of_500(user):
     fund(user, "2000")
     campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 1201)], status="dispatching")
-    assert pipeline.campaign_expand(campaign_id=campaign.pk)
-    batches = list(pipeline.campaign_batches(campaign_id=campaign.pk))
+    batches = expand(campaign)
+    assert batches == list(pipeline.campaign_batches(campaign_id=campaign.pk))
     assert [Message.objects.filter(id__range=b).count() for b in batches] == [500, 500, 200]
 
 
 def test_submit_claims_once_so_a_redelivered_task_sends_nothing_twice(user):
     fund(user)
     campaign = make_campaign(user, numbers=[fr(1), fr(2)], status="dispatching")
-    pipeline.campaign_expand(campaign_id=campaign.pk)
-    first, last = next(pipeline.campaign_batches(campaign_id=campaign.pk))
+    [(first, last)] = expand(campaign)
     assert pipeline.messages_submit(campaign_id=campaign.pk, first_id=first, last_id=last) == 2
     assert pipeline.messages_submit(campaign_id=campaign.pk, first_id=first, last_id=last) == 0
     assert len(locmem.outbox) == 2
@@ -143,8 +142,7 @@ def test_stale_claims_are_requeued_and_resubmitted_exactly_once(user, settings):
     settings.SMS_SUBMIT_LEASE_SECONDS = 60
     fund(user)
     campaign = make_campaign(user, numbers=[fr(1), fr(2)], status="dispatching")
-    pipeline.campaign_expand(campaign_id=campaign.pk)
-    first, last = next(pipeline.campaign_batches(campaign_id=campaign.pk))
+    [(first, last)] = expand(campaign)
     # A worker claimed the batch and died before recording anything.
     import uuid
 
@@ -231,8 +229,9 @@ def test_dispatch_query_count_does_not_grow_with_recipients(user, django_assert_
         [Contact(account=user, mobile=fr(i), region="FR", first_name=f"C{i}") for i in range(1, 301)]
     )
     make_campaign(user, contacts=contacts, numbers=[fr(i) for i in range(301, 601)], text="Hi $prenom")
-    # Per gateway call of 100 messages a handful of queries; a query per recipient would be 600+.
-    with django_assert_max_num_queries(90):
+    # A dozen queries per chunk written (5,000 recipients, the first one 500) and a handful per
+    # gateway call of 100 messages; a query per recipient would be 600+.
+    with django_assert_max_num_queries(120):
         dispatch()
     assert len(locmem.outbox) == 600
 
@@ -256,3 +255,143 @@ def test_texts_with_tabs_newlines_and_backslashes_survive_the_bulk_insert(user):
     campaign = make_campaign(user, numbers=[fr(1)], text="Line 1\nTab\there \\o/ $prenom\r\nend")
     tasks.dispatch_due_campaigns()
     assert Message.objects.get(campaign=campaign).text == "Line 1\nTab\there \\o/ \r\nend"
+
+
+# --- reserve, write in chunks, settle (first messages leave while the rest is written) ------------
+
+
+def test_first_batch_is_enqueued_before_the_rest_is_written_with_the_cost_reserved(user):
+    fund(user, "2000")
+    campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 1201)], status="dispatching")
+    seen = []
+
+    def enqueue(first, last):
+        user.refresh_from_db()
+        status = Campaign.objects.values_list("status", flat=True).get(pk=campaign.pk)
+        seen.append((first, last, Message.objects.filter(campaign=campaign).count(), status, user.credit_reserved))
+
+    assert pipeline.campaign_expand(campaign_id=campaign.pk, enqueue=enqueue)
+    # The first chunk is one batch: it is enqueued while the other 700 are not written yet.
+    first_id, last_id, written, status, reserved = seen[0]
+    assert (written, status, reserved) == (500, Campaign.Status.DISPATCHING, Decimal("1200"))
+    assert len(seen) == 3 and seen[-1][3] == Campaign.Status.SENDING  # the last, smaller batch after settling
+    campaign.refresh_from_db()
+    user.refresh_from_db()
+    assert (campaign.status, campaign.credits_reserved, campaign.credits_debited) == ("sending", 0, 1200)
+    assert (user.credit_balance, user.credit_reserved) == (Decimal("800"), 0)
+    assert LedgerEntry.objects.filter(kind="send").count() == 1
+
+
+def test_reserved_credits_cannot_be_spent_elsewhere_while_the_campaign_is_written(user):
+    from billing.services import InsufficientCredits, ledger_post
+
+    fund(user, "600")
+    campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 601)], status="dispatching")
+    refused = []
+
+    def enqueue(first, last):
+        try:
+            ledger_post(account_id=user.pk, kind="adjustment", amount=Decimal("-1"))
+        except InsufficientCredits:
+            refused.append(first)
+
+    pipeline.campaign_expand(campaign_id=campaign.pk, enqueue=enqueue)
+    assert refused, "the reservation must hold the campaign's credits"
+    user.refresh_from_db()
+    assert user.credit_balance == 0
+
+
+def test_messages_refused_while_the_campaign_is_written_are_not_charged(user, settings):
+    settings.SMS_GATEWAYS = {
+        "default": {"BACKEND": "campaigns.gateways.locmem.Gateway", "OPTIONS": {"REJECT": [fr(7)]}}
+    }
+    fund(user, "2000")
+    campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 1201)], status="dispatching")
+
+    def submit_now(first, last):  # a worker taking the batch at once
+        pipeline.messages_submit(campaign_id=campaign.pk, first_id=first, last_id=last)
+
+    pipeline.campaign_expand(campaign_id=campaign.pk, enqueue=submit_now)
+    assert Message.objects.get(campaign=campaign, phone=fr(7)).status == Message.Status.REJECTED
+    assert LedgerEntry.objects.get(kind="send").amount == Decimal("-1199.000")
+    assert not LedgerEntry.objects.filter(kind="refund").exists()
+    campaign.refresh_from_db()
+    user.refresh_from_db()
+    assert campaign.credits_debited == Decimal("1199") and user.credit_balance == Decimal("801")
+
+
+def test_a_bound_the_account_cannot_cover_falls_back_to_the_exact_cost(user):
+    """Dedupe and blacklist are not in the bound: the exact pricing pass lets the campaign go."""
+    fund(user, "2")
+    alice = Contact.objects.create(account=user, mobile=fr(1), region="FR", first_name="Alice")
+    group = Group.objects.create(account=user, name="VIP")
+    Membership.objects.create(group=group, contact=alice)
+    BlacklistEntry.objects.create(account=user, number=fr(3))
+    campaign = make_campaign(
+        user, numbers=[fr(1), fr(2), fr(3)], contacts=[alice], groups=[group], text="Hi $prenom", status="dispatching"
+    )
+    assert pipeline._cost_bound(campaign, pipeline.RateTable.load("sms")) == Decimal("5")
+    assert expand(campaign)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.recipients_count, campaign.credits_debited) == ("sending", 2, Decimal("2"))
+
+
+def test_recipients_beyond_the_reservation_extend_it_or_get_insufficient_credit(user, monkeypatch):
+    """Recipients added after the reservation (simulated by a bound too low): what the account
+    can still cover is sent, the rest is marked "insufficient credit" and not charged."""
+    fund(user, "3")
+    monkeypatch.setattr(pipeline, "_cost_bound", lambda campaign, rates: Decimal("1"))
+    campaign = make_campaign(user, numbers=[fr(1), fr(2), fr(3), fr(4)], status="dispatching")
+    expand(campaign)
+    statuses = dict(Message.objects.filter(campaign=campaign).values_list("phone", "status"))
+    assert list(statuses.values()).count(Message.Status.INSUFFICIENT_CREDIT) == 1
+    assert Message.objects.filter(campaign=campaign, status=Message.Status.INSUFFICIENT_CREDIT, credits=0).count() == 1
+    assert LedgerEntry.objects.get(kind="send").amount == Decimal("-3.000")
+    user.refresh_from_db()
+    assert (user.credit_balance, user.credit_reserved) == (0, 0)
+
+
+def test_a_lost_expander_is_resumed_and_every_message_written_and_charged_once(user, monkeypatch):
+    fund(user, "2000")
+    campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 1201)] + [fr(5)], status="dispatching")
+    real_insert = pipeline._insert_messages
+    calls = []
+
+    def crash_on_second_chunk(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("worker lost")
+        real_insert(*args)
+
+    monkeypatch.setattr(pipeline, "_insert_messages", crash_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        expand(campaign)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DISPATCHING and campaign.credits_reserved == Decimal("1200")
+    assert Message.objects.filter(campaign=campaign).count() == 500
+    # While the lease runs, nobody else expands it; past it, housekeeping resumes it.
+    assert expand(campaign) == [] and pipeline.campaigns_stuck_dispatching() == []
+    later = timezone.now() + pipeline.EXPANSION_LEASE + timezone.timedelta(seconds=1)
+    assert pipeline.campaigns_stuck_dispatching(now=later) == [campaign.pk]
+    Campaign.objects.filter(pk=campaign.pk).update(expansion_lease_until=timezone.now())
+    batches = expand(campaign)
+
+    assert Message.objects.filter(campaign=campaign).count() == 1200
+    assert [Message.objects.filter(id__range=b, status=Message.Status.QUEUED).count() for b in batches] == [
+        500,
+        500,
+        200,
+    ]  # the chunk the lost worker wrote but never enqueued is enqueued again
+    campaign.refresh_from_db()
+    user.refresh_from_db()
+    assert (campaign.status, campaign.recipients_count, campaign.duplicates_count) == ("sending", 1200, 1)
+    assert LedgerEntry.objects.get(kind="send").amount == Decimal("-1200.000")
+    assert (user.credit_balance, user.credit_reserved) == (Decimal("800"), 0)
+
+
+def test_a_dispatched_campaign_whose_expansion_never_started_is_picked_up(user):
+    campaign = make_campaign(user, numbers=[fr(1)], status="dispatching")
+    Campaign.objects.filter(pk=campaign.pk).update(dispatched_at=timezone.now())
+    assert pipeline.campaigns_stuck_dispatching() == []
+    later = timezone.now() + pipeline.EXPANSION_LEASE + timezone.timedelta(seconds=1)
+    assert pipeline.campaigns_stuck_dispatching(now=later) == [campaign.pk]

@@ -12,7 +12,7 @@ from campaigns.gateways import CarrierEvents, InboundSMS, Receipt, ReceiptStatus
 from campaigns.models import Inbound, Message, PendingReceipt
 from campaigns.receipts import apply_carrier_events, callback_sign, is_stop, normalize_carrier_id
 
-from .pipeline_support import fr, fund, make_campaign, make_rates
+from .pipeline_support import expand, fr, fund, make_campaign, make_rates
 
 pytestmark = pytest.mark.django_db
 S = Message.Status
@@ -89,7 +89,7 @@ def test_receipt_before_submit_result_is_buffered_then_applied(user):
     make_rates()
     fund(user)
     campaign = make_campaign(user, numbers=[fr(1)], status="dispatching")
-    pipeline.campaign_expand(campaign_id=campaign.pk)
+    expand(campaign)
     message = Message.objects.get(campaign=campaign)
     apply(Receipt("ABC123", ReceiptStatus.RECEIVED, T0))
     assert PendingReceipt.objects.count() == 1

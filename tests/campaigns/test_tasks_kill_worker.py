@@ -16,7 +16,7 @@ from campaigns import pipeline, tasks
 from campaigns.models import Campaign, Message
 from campaigns.receipts import normalize_carrier_id
 
-from .pipeline_support import fr, fund, make_campaign, make_rates
+from .pipeline_support import expand, fr, fund, make_campaign, make_rates
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNT = 1000
@@ -65,13 +65,14 @@ def test_sigkill_mid_campaign_then_every_message_is_sent_exactly_once(require_po
     make_rates()
     fund(user, "5000")
     campaign = make_campaign(user, numbers=[fr(i) for i in range(1, COUNT + 1)], status="dispatching")
-    assert pipeline.campaign_expand(campaign_id=campaign.pk)
+    batches = expand(campaign)
 
     app.conf.task_always_eager = False
     workers = []
     try:
         workers.append(start_worker(env, "first"))
-        tasks.enqueue_batches(campaign.pk)
+        for first_id, last_id in batches:
+            tasks.submit_batch.delay(campaign.pk, first_id, last_id)
         wait_for(lambda: client.llen(f"{key}:calls") >= 300, 90, "the first worker never started submitting")
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].wait(10)
