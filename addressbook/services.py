@@ -44,14 +44,27 @@ CONSENT_TEXT = _("I confirm that the people in this file agreed to receive SMS f
 
 
 def blacklisted_numbers(*, account_id: int, numbers: Iterable[str]) -> set[str]:
-    """The subset of ``numbers`` (E.164) on the account's blacklist. One query per 5,000 numbers."""
+    """The subset of ``numbers`` (E.164) on the account's blacklist. One query per 5,000 numbers.
+
+    On PostgreSQL the numbers go as one array parameter (``= ANY``): an ``IN`` list of 5,000
+    parameters costs more to build and parse than the lookup itself (the campaign fan-out calls
+    this for every chunk of recipients)."""
     numbers = list(dict.fromkeys(numbers))
     found: set[str] = set()
+    postgres = connection.vendor == "postgresql"
     for start in range(0, len(numbers), _CHUNK):
         chunk = numbers[start : start + _CHUNK]
-        found.update(
-            BlacklistEntry.objects.filter(account_id=account_id, number__in=chunk).values_list("number", flat=True)
-        )
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT number FROM {BlacklistEntry._meta.db_table} WHERE account_id = %s AND number = ANY(%s)",
+                    [account_id, chunk],
+                )
+                found.update(number for (number,) in cursor.fetchall())
+        else:
+            found.update(
+                BlacklistEntry.objects.filter(account_id=account_id, number__in=chunk).values_list("number", flat=True)
+            )
     return found
 
 
