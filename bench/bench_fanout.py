@@ -8,7 +8,8 @@ Runs inside bench/run_all.py (``run(ctx)``) or standalone::
     DEBUG=1 DATABASE_URL=postgres://... python bench/bench_fanout.py --size 100000
 
 Figures: ``fanout_expand`` (messages/s, baseline = COPY of the same rows into the same table),
-``fanout_first_batch`` (seconds from start until the first batch is at the gateway),
+``fanout_first_batch`` (seconds from the expansion's start until its first batch of 500 is at the
+gateway, the batch submitted inline when enqueued as a worker would; the expansion goes on meanwhile),
 ``fanout_task_size`` (messages per Celery task), ``fanout_memory`` (peak traced MB per 100k
 recipients at N vs N/4: flat means ratio ~1), and the correctness gates.
 """
@@ -166,20 +167,31 @@ class _PeakRss:
 def _one(size: int) -> dict:
     from django.db import connection
 
+    from billing.models import LedgerEntry
     from campaigns import pipeline
     from campaigns.gateways import locmem
     from campaigns.models import Campaign, Message
 
     user, campaign, blacklisted = _prepare(size)
     try:
+        first = {}
+
+        def enqueue(first_id, last_id):
+            # A worker takes the first batch as soon as it is enqueued (here, inline): the figure
+            # is the time from the expansion's start to the gateway holding those messages.
+            if not first:
+                submit_start = time.perf_counter()
+                pipeline.messages_submit(campaign_id=campaign.pk, first_id=first_id, last_id=last_id)
+                assert len(locmem.outbox) == last_id - first_id + 1
+                first["at"] = time.perf_counter() - start
+                first["submit_s"] = time.perf_counter() - submit_start
+
         with _PeakRss() as rss:
             start = time.perf_counter()
-            assert pipeline.campaign_expand(campaign_id=campaign.pk)
-            expand_s = time.perf_counter() - start
+            assert pipeline.campaign_expand(campaign_id=campaign.pk, enqueue=enqueue)
+            expand_s = time.perf_counter() - start - first["submit_s"]
         peak = rss.peak_growth
-        first, last = next(pipeline.campaign_batches(campaign_id=campaign.pk))
-        pipeline.messages_submit(campaign_id=campaign.pk, first_id=first, last_id=last)
-        first_batch_s = time.perf_counter() - start
+        first_batch_s = first["at"]
         locmem.outbox.clear()
         with connection.cursor() as cursor:
             cursor.execute(
@@ -193,8 +205,12 @@ def _one(size: int) -> dict:
         messages = Message.objects.filter(campaign=campaign)
         sum_costs = sum(r[4] for r in rows)
         phones = [r[0] for r in rows]
+        user.refresh_from_db()
+        debits = list(LedgerEntry.objects.filter(account=user, kind="send").values_list("amount", flat=True))
         gates = {
             "credits_debited_equals_costs": campaign.credits_debited == sum_costs,
+            "one_debit_entry_of_the_costs": debits == [-sum_costs],
+            "reservation_released": user.credit_reserved == 0 and campaign.credits_reserved == 0,
             "no_duplicate": len(phones) == len(set(phones)),
             "no_blacklisted": not (set(phones) & blacklisted),
             "count": messages.count() == len(rows),

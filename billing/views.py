@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -152,7 +153,9 @@ def transfer(request):
         except BillingError as exc:
             form.add_error(None, str(exc))
         except InsufficientCredits as exc:
-            form.add_error("amount", _("Your balance is %(balance)s credits.") % {"balance": exc.balance})
+            form.add_error(
+                "amount", _("Only %(balance)s credits are available.") % {"balance": floatformat(exc.balance, "-3")}
+            )
         else:
             messages.success(
                 request,

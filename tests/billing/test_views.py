@@ -174,7 +174,7 @@ def test_transfer_view_success_and_refusals(client_logged, user, other_user):
     for data, message in [
         ({"recipient": user.account_id, "amount": "1"}, "yourself"),
         ({"recipient": "nobody-at-all", "amount": "1"}, "No account has this ID"),
-        ({"recipient": other_user.account_id, "amount": "21"}, "Your balance is 20"),
+        ({"recipient": other_user.account_id, "amount": "21"}, "Only 20 credits are available"),
     ]:
         response = client_logged.post(url, data)
         assert response.status_code == 200 and message in response.content.decode(), message
@@ -195,3 +195,16 @@ def test_pending_card_order_polls_until_paid(client_logged, user):
     order_mark_paid(order_id=order.pk, stripe_session_id="cs_test_poll")
     html = client_logged.get(url).content.decode()
     assert 'hx-trigger="every 3s"' not in html and "Download invoice" in html
+
+
+def test_reserved_credits_are_shown_and_cannot_be_transferred(client_logged, user, other_user):
+    from billing.services import credits_reserve
+
+    ledger_post(account_id=user.pk, kind="bonus", amount=Decimal("20"))
+    credits_reserve(account_id=user.pk, amount=Decimal("5"))
+    page = client_logged.get(reverse("billing:transfer")).content.decode()
+    assert "5 reserved" in page and "Available now: 15 credits" in page
+    response = client_logged.post(reverse("billing:transfer"), {"recipient": other_user.account_id, "amount": "16"})
+    assert "Only 15 credits are available" in response.content.decode()
+    other_user.refresh_from_db()
+    assert other_user.credit_balance == 0
