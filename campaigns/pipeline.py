@@ -29,6 +29,7 @@ chunk. The kill test (tests/campaigns/test_tasks_kill_worker.py) proves the clai
 import hashlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from addressbook.models import Membership
+from addressbook.models import Contact, Membership
 from addressbook.services import blacklisted_numbers, contacts_delete_numbers
 from billing.pricing import RateTable, UncoveredDestination
 from billing.services import InsufficientCredits, credits_release, credits_reserve, ledger_post
@@ -138,14 +139,14 @@ class _LeaseLost(Exception):
     """Another worker took over this campaign's expansion (ours outlived its lease)."""
 
 
-def _contact_sources(campaign: Campaign) -> tuple[QuerySet, QuerySet]:
-    """Rows reaching a contact: picked directly, and through a group (a contact may appear in both)."""
-    direct = Campaign.contacts.through.objects.filter(campaign_id=campaign.pk)
-    grouped = Membership.objects.filter(
-        group_id__in=Campaign.groups.through.objects.filter(campaign_id=campaign.pk).values("group_id"),
-        contact__account_id=campaign.account_id,
-    )
-    return direct, grouped
+def _contact_sources(campaign: Campaign) -> list[QuerySet]:
+    """Join rows reaching a contact: the contacts picked directly, then each group's members (a
+    contact may be reached several times). Each is walked by contact id, the second column of
+    its unique index, so any chunk of it is one short index range."""
+    sources = [Campaign.contacts.through.objects.filter(campaign_id=campaign.pk)]
+    group_ids = Campaign.groups.through.objects.filter(campaign_id=campaign.pk).values_list("group_id", flat=True)
+    sources += [Membership.objects.filter(group_id=group_id) for group_id in sorted(group_ids)]
+    return sources
 
 
 def _region_of(e164: str) -> str:
@@ -163,13 +164,22 @@ def _region_of(e164: str) -> str:
 
 
 def _recipients(campaign: Campaign) -> Iterator[_RecipientRow]:
-    """Every recipient of the campaign, contacts first (they personalise), duplicates included."""
-    # Walk the join tables to the contacts by primary key: a plan that stays linear at 1M.
-    fields = ("mobile", "region", "last_name", "first_name", "email", "company")
-    for queryset in _contact_sources(campaign):
-        rows = queryset.values_list(*(f"contact__{f}" for f in fields)).iterator(chunk_size=EXPAND_CHUNK)
-        for mobile, region, last, first, email, company in rows:
-            yield mobile, region, {"nom": last, "prenom": first, "email": email, "societe": company}
+    """Every recipient of the campaign, contacts first (they personalise), duplicates included.
+
+    Contacts are read in keyset chunks (the first one a single batch), each a short query that
+    returns at once: a cursor over the whole join would make the first chunk wait for a plan
+    built for a million rows, and commits in between would materialise it."""
+    columns = [f"contact__{f}" for f in ("mobile", "region", "last_name", "first_name", "email", "company")]
+    for source in _contact_sources(campaign):
+        source = source.filter(contact__account_id=campaign.account_id).order_by("contact_id")
+        after, size = 0, BATCH_SIZE
+        while True:
+            rows = list(source.filter(contact_id__gt=after).values_list("contact_id", *columns)[:size])
+            for _contact_id, mobile, region, last, first, email, company in rows:
+                yield mobile, region, {"nom": last, "prenom": first, "email": email, "societe": company}
+            if len(rows) < size:
+                break
+            after, size = rows[-1][0], EXPAND_CHUNK
     for number in campaign.numbers:
         yield number, _region_of(number), None
 
@@ -227,38 +237,82 @@ def _priced_chunks(campaign: Campaign, rates: RateTable, *, written: frozenset[s
         yield _Chunk(rows, cost, duplicates, len(fresh) - len(rows))
 
 
+_BOUND_JOIN_ROWS = 50_000
+
+
 def _cost_bound(campaign: Campaign, rates: RateTable) -> Decimal:
-    """An upper bound of the campaign's cost from a few aggregate queries, without writing a text:
-    every row reaching a contact counts (before dedupe and blacklist), personalised texts count
-    the parts of their longest possible form, typed numbers the dearest region of their code."""
-    used = variables_in(campaign.text)
-    aggregates = {"rows": Count("id")}
-    for name in used:
-        column = f"contact__{_FIELD_COLUMNS[name]}"
-        aggregates[f"{name}_length"] = Max(Length(column))
-        aggregates[f"{name}_odd"] = Count("id", filter=~Q(**{f"{column}__regex": _PLAIN_RE}))
-    per_region: dict[str, int] = {}
-    lengths = dict.fromkeys(used, 0)
-    plain = dict.fromkeys(used, True)
-    for source in _contact_sources(campaign):
-        for row in source.values("contact__region").annotate(**aggregates).order_by():
-            per_region[row["contact__region"]] = per_region.get(row["contact__region"], 0) + row["rows"]
-            for name in used:
-                lengths[name] = max(lengths[name], row[f"{name}_length"] or 0)
-                plain[name] = plain[name] and not row[f"{name}_odd"]
-    spans = {name: FieldSpan(lengths[name], plain[name]) for name in used}
-    parts = parts_upper_bound(campaign.text, spans)
-    total = sum((_price_or_zero(rates, region, parts) * n for region, n in per_region.items()), Decimal(0))
+    """An upper bound of the campaign's cost from a few aggregate queries, without writing a text.
+
+    Contacts: a small audience (``_BOUND_JOIN_ROWS`` join rows or fewer) is aggregated through
+    its join rows, every row counted (before dedupe and blacklist). A large one would cost a
+    join over the whole audience, so it is bounded by the account's address book instead: at
+    most min(join rows, contacts) messages, priced dearest region first within each region's
+    contact count, with the longest personalisation values of the whole book. Typed numbers
+    count the dearest region of their calling code. Personalised texts count the parts of
+    their longest possible form (``parts_upper_bound``).
+    """
+    sources = _contact_sources(campaign)
+    rows = sum(source.count() for source in sources)
+    if rows <= _BOUND_JOIN_ROWS:
+        contacts = [(source.filter(contact__account_id=campaign.account_id), "contact__") for source in sources]
+    else:
+        contacts = [(Contact.objects.filter(account_id=campaign.account_id), "")]
+    per_region, parts = _contacts_parts_bound(campaign.text, contacts)
+    capacity = min(rows, sum(per_region.values())) if rows > _BOUND_JOIN_ROWS else None
+    total = Decimal(0)
+    for region, n in sorted(per_region.items(), key=lambda item: -_price_or_zero(rates, item[0], parts)):
+        if capacity is not None:
+            n = min(n, capacity)
+            capacity -= n
+        total += _price_or_zero(rates, region, parts) * n
     typed_parts = max(analyze(personalise(campaign.text, {})).parts, 1)
     per_code: dict[int, int] = {}
-    for number in set(campaign.numbers):
-        code = _calling_code(number)
-        per_code[code] = per_code.get(code, 0) + 1
+    for prefix, n in Counter(number[:4] for number in set(campaign.numbers)).items():
+        code = _calling_code(prefix)
+        per_code[code] = per_code.get(code, 0) + n
     for code, n in per_code.items():
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
         dearest = max((_price_or_zero(rates, region, typed_parts) for region in regions), default=Decimal(0))
         total += dearest * n
     return total
+
+
+def _contacts_parts_bound(text: str, querysets: list[tuple[QuerySet, str]]) -> tuple[dict[str, int], int]:
+    """Rows per region of contact querysets (``prefix`` leads from a row to the contact's columns)
+    and a bound of the parts of ``text`` personalised with their fields. Whether the values are
+    plain GSM-7 (a regular expression over every row) is asked only when it changes the bound."""
+    used = variables_in(text)
+    per_region, lengths = _field_stats(querysets, used, plain=False)
+    parts = parts_upper_bound(text, {name: FieldSpan(lengths[name], plain=False) for name in used})
+    if parts > parts_upper_bound(text, {name: FieldSpan(lengths[name], plain=True) for name in used}):
+        _per_region, odd = _field_stats(querysets, used, plain=True)
+        parts = parts_upper_bound(text, {name: FieldSpan(lengths[name], plain=not odd[name]) for name in used})
+    return per_region, parts
+
+
+def _field_stats(
+    querysets: list[tuple[QuerySet, str]], used: frozenset[str], *, plain: bool
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows per region, and per used field its longest value (or, with ``plain``, how many values
+    hold a character outside the GSM-7 basic table)."""
+    per_region: dict[str, int] = {}
+    per_field = dict.fromkeys(used, 0)
+    for queryset, prefix in querysets:
+        aggregates = {"rows": Count("pk")}
+        for name in used:
+            column = f"{prefix}{_FIELD_COLUMNS[name]}"
+            if plain:
+                aggregates[name] = Count("pk", filter=~Q(**{f"{column}__regex": _PLAIN_RE}))
+            else:
+                aggregates[name] = Max(Length(column))
+        for row in queryset.values(f"{prefix}region").annotate(**aggregates).order_by():
+            region = row[f"{prefix}region"]
+            per_region[region] = per_region.get(region, 0) + row["rows"]
+            for name in used:
+                per_field[name] = (
+                    (per_field[name] + (row[name] or 0)) if plain else max(per_field[name], row[name] or 0)
+                )
+    return per_region, per_field
 
 
 def _calling_code(e164: str) -> int:

@@ -395,3 +395,37 @@ def test_a_dispatched_campaign_whose_expansion_never_started_is_picked_up(user):
     assert pipeline.campaigns_stuck_dispatching() == []
     later = timezone.now() + pipeline.EXPANSION_LEASE + timezone.timedelta(seconds=1)
     assert pipeline.campaigns_stuck_dispatching(now=later) == [campaign.pk]
+
+
+@pytest.mark.parametrize("join_rows", [50_000, 0], ids=["audience", "address-book"])
+def test_cost_bound_is_never_below_the_exact_cost(user, other_user, monkeypatch, join_rows):
+    monkeypatch.setattr(pipeline, "_BOUND_JOIN_ROWS", join_rows)
+    names = ["Alice", "François", "Zoë", "", "Jean-Baptiste-Emmanuel"]
+    contacts = [
+        Contact.objects.create(account=user, mobile=fr(i), region="FR", first_name=names[i % len(names)])
+        for i in range(1, 21)
+    ] + [
+        Contact.objects.create(account=user, mobile=f"+44791112345{i}", region="GB", last_name="Smith")
+        for i in range(5)
+    ]
+    Contact.objects.create(account=other_user, mobile=fr(99), region="MQ", first_name="x" * 90)  # not theirs to count
+    group = Group.objects.create(account=user, name="All")
+    Membership.objects.bulk_create([Membership(group=group, contact=c) for c in contacts])
+    BlacklistEntry.objects.create(account=user, number=fr(2))
+    rates = pipeline.RateTable.load("sms")
+    for text in ["Promo", "Bonjour $prenom $nom, " + "x" * 120, "Bonjour $prenom, -20% ce week-end"]:
+        campaign = make_campaign(
+            user, numbers=[fr(1), "+447911999999", "+596696123456"], contacts=contacts[:7], groups=[group], text=text
+        )
+        exact = sum((chunk.cost for chunk in pipeline._priced_chunks(campaign, rates)), Decimal(0))
+        assert pipeline._cost_bound(campaign, rates) >= exact > 0, text
+
+
+def test_cost_bound_asks_whether_values_are_plain_only_when_it_matters(user):
+    rates = pipeline.RateTable.load("sms")
+    contacts = [Contact.objects.create(account=user, mobile=fr(i), region="FR", first_name="Guillaume") for i in (1, 2)]
+    campaign = make_campaign(user, contacts=contacts, text="a" * 60 + " $prenom")
+    # 70 GSM-7 septets (one part) if the names are plain; as UCS-2, 60 + 2 x 9 units would be two parts.
+    assert pipeline._cost_bound(campaign, rates) == Decimal("2")
+    Contact.objects.filter(pk=contacts[0].pk).update(first_name="Françoise")
+    assert pipeline._cost_bound(campaign, rates) == Decimal("4")
