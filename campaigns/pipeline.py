@@ -39,7 +39,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Model, Q, QuerySet, Sum
 from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -139,14 +139,41 @@ class _LeaseLost(Exception):
     """Another worker took over this campaign's expansion (ours outlived its lease)."""
 
 
-def _contact_sources(campaign: Campaign) -> list[QuerySet]:
-    """Join rows reaching a contact: the contacts picked directly, then each group's members (a
-    contact may be reached several times). Each is walked by contact id, the second column of
-    its unique index, so any chunk of it is one short index range."""
-    sources = [Campaign.contacts.through.objects.filter(campaign_id=campaign.pk)]
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Join rows reaching contacts: the contacts picked for a campaign, or a group's members."""
+
+    model: type[Model]
+    owner_column: str  # the join table's column naming the campaign or the group
+    owner_id: int
+
+    def rows(self) -> QuerySet:
+        return self.model.objects.filter(**{self.owner_column: self.owner_id})
+
+    def contacts_after(self, *, account_id: int, after: int, size: int) -> list[tuple]:
+        """``(id, mobile, region, last_name, first_name, email, company)`` of the next ``size``
+        contacts above id ``after``: a short range of the join table's unique index (owner,
+        contact). The bound is repeated on the contact side, which PostgreSQL does not infer
+        through the join: without it a merge join would walk the contacts from the first one
+        for every chunk."""
+        sql = (
+            "SELECT c.id, c.mobile, c.region, c.last_name, c.first_name, c.email, c.company "
+            f"FROM {self.model._meta.db_table} j JOIN {Contact._meta.db_table} c ON c.id = j.contact_id "
+            f"WHERE j.{self.owner_column} = %s AND j.contact_id > %s AND c.id > %s AND c.account_id = %s "
+            "ORDER BY j.contact_id LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.owner_id, after, after, account_id, size])
+            return cursor.fetchall()
+
+
+def _contact_sources(campaign: Campaign) -> list[_Source]:
+    """The contacts picked directly, then each group's members (a contact may be reached
+    several times)."""
     group_ids = Campaign.groups.through.objects.filter(campaign_id=campaign.pk).values_list("group_id", flat=True)
-    sources += [Membership.objects.filter(group_id=group_id) for group_id in sorted(group_ids)]
-    return sources
+    return [_Source(Campaign.contacts.through, "campaign_id", campaign.pk)] + [
+        _Source(Membership, "group_id", group_id) for group_id in sorted(group_ids)
+    ]
 
 
 def _region_of(e164: str) -> str:
@@ -169,12 +196,10 @@ def _recipients(campaign: Campaign) -> Iterator[_RecipientRow]:
     Contacts are read in keyset chunks (the first one a single batch), each a short query that
     returns at once: a cursor over the whole join would make the first chunk wait for a plan
     built for a million rows, and commits in between would materialise it."""
-    columns = [f"contact__{f}" for f in ("mobile", "region", "last_name", "first_name", "email", "company")]
     for source in _contact_sources(campaign):
-        source = source.filter(contact__account_id=campaign.account_id).order_by("contact_id")
         after, size = 0, BATCH_SIZE
         while True:
-            rows = list(source.filter(contact_id__gt=after).values_list("contact_id", *columns)[:size])
+            rows = source.contacts_after(account_id=campaign.account_id, after=after, size=size)
             for _contact_id, mobile, region, last, first, email, company in rows:
                 yield mobile, region, {"nom": last, "prenom": first, "email": email, "societe": company}
             if len(rows) < size:
@@ -252,9 +277,9 @@ def _cost_bound(campaign: Campaign, rates: RateTable) -> Decimal:
     their longest possible form (``parts_upper_bound``).
     """
     sources = _contact_sources(campaign)
-    rows = sum(source.count() for source in sources)
+    rows = sum(source.rows().count() for source in sources)
     if rows <= _BOUND_JOIN_ROWS:
-        contacts = [(source.filter(contact__account_id=campaign.account_id), "contact__") for source in sources]
+        contacts = [(source.rows().filter(contact__account_id=campaign.account_id), "contact__") for source in sources]
     else:
         contacts = [(Contact.objects.filter(account_id=campaign.account_id), "")]
     per_region, parts = _contacts_parts_bound(campaign.text, contacts)
