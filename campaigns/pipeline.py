@@ -150,21 +150,37 @@ class _Source:
     def rows(self) -> QuerySet:
         return self.model.objects.filter(**{self.owner_column: self.owner_id})
 
-    def contacts_after(self, *, account_id: int, after: int, size: int) -> list[tuple]:
-        """``(id, mobile, region, last_name, first_name, email, company)`` of the next ``size``
-        contacts above id ``after``: a short range of the join table's unique index (owner,
-        contact). The bound is repeated on the contact side, which PostgreSQL does not infer
-        through the join: without it a merge join would walk the contacts from the first one
-        for every chunk."""
-        sql = (
-            "SELECT c.id, c.mobile, c.region, c.last_name, c.first_name, c.email, c.company "
-            f"FROM {self.model._meta.db_table} j JOIN {Contact._meta.db_table} c ON c.id = j.contact_id "
-            f"WHERE j.{self.owner_column} = %s AND j.contact_id > %s AND c.id > %s AND c.account_id = %s "
-            "ORDER BY j.contact_id LIMIT %s"
-        )
+    def contacts_after(self, *, account_id: int, after: int, size: int) -> tuple[list[tuple], int | None]:
+        """``(id, mobile, region, last_name, first_name, email, company)`` of the account's
+        contacts among the next ``size`` join rows above contact id ``after``, by id, and the
+        last contact id read (``None`` past the end).
+
+        Two lookups whose plan needs no statistics (a group imported or a campaign saved just
+        before the send has none, and PostgreSQL then guesses a few hundred rows): a range of
+        the join table's unique index (owner, contact), written as a row comparison so that
+        the index order is the only cheap plan, then those contacts by primary key alone."""
+        table, owner = self.model._meta.db_table, self.owner_column
         with connection.cursor() as cursor:
-            cursor.execute(sql, [self.owner_id, after, after, account_id, size])
-            return cursor.fetchall()
+            cursor.execute(
+                f"SELECT {owner}, contact_id FROM {table} WHERE ({owner}, contact_id) > (%s, %s) "
+                f"ORDER BY {owner}, contact_id LIMIT %s",
+                [self.owner_id, after, size],
+            )
+            ids = [contact_id for owner_id, contact_id in cursor.fetchall() if owner_id == self.owner_id]
+            if not ids:
+                return [], None
+            # The account is checked on the rows, not in the WHERE clause: without statistics,
+            # PostgreSQL would read every contact of the account through the account's index.
+            columns = ("id", "mobile", "region", "last_name", "first_name", "email", "company", "account_id")
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"SELECT {', '.join(columns)} FROM {Contact._meta.db_table} WHERE id = ANY(%s) ORDER BY id", [ids]
+                )
+                rows = cursor.fetchall()
+            else:
+                rows = list(Contact.objects.filter(id__in=ids).order_by("id").values_list(*columns))
+        rows = [row[:-1] for row in rows if row[-1] == account_id]
+        return rows, (ids[-1] if len(ids) == size else None)
 
 
 def _contact_sources(campaign: Campaign) -> list[_Source]:
@@ -193,18 +209,16 @@ def _region_of(e164: str) -> str:
 def _recipients(campaign: Campaign) -> Iterator[_RecipientRow]:
     """Every recipient of the campaign, contacts first (they personalise), duplicates included.
 
-    Contacts are read in keyset chunks (the first one a single batch), each a short query that
-    returns at once: a cursor over the whole join would make the first chunk wait for a plan
+    Contacts are read in keyset chunks (the first one a single batch), each short queries that
+    return at once: a cursor over the whole join would make the first chunk wait for a plan
     built for a million rows, and commits in between would materialise it."""
     for source in _contact_sources(campaign):
         after, size = 0, BATCH_SIZE
-        while True:
-            rows = source.contacts_after(account_id=campaign.account_id, after=after, size=size)
+        while after is not None:
+            rows, after = source.contacts_after(account_id=campaign.account_id, after=after, size=size)
             for _contact_id, mobile, region, last, first, email, company in rows:
                 yield mobile, region, {"nom": last, "prenom": first, "email": email, "societe": company}
-            if len(rows) < size:
-                break
-            after, size = rows[-1][0], EXPAND_CHUNK
+            size = EXPAND_CHUNK
     for number in campaign.numbers:
         yield number, _region_of(number), None
 
