@@ -53,6 +53,7 @@ class AccountAdmin(UserAdmin):
     readonly_fields = [
         "account_id",
         "credit_balance",
+        "credit_reserved",
         "email_confirmed_at",
         "mobile",
         "mobile_certified_at",
@@ -62,7 +63,7 @@ class AccountAdmin(UserAdmin):
         "date_joined",
     ]
     fieldsets = [
-        (None, {"fields": ["account_id", "password", "credit_balance"]}),
+        (None, {"fields": ["account_id", "password", "credit_balance", "credit_reserved"]}),
         (
             _("Profile"),
             {"fields": ["email", "first_name", "last_name", "kind", "company", "vat_number", "mobile"]},
@@ -82,8 +83,8 @@ class AccountAdmin(UserAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The account ID is typed once, at creation, and never edited (ACC-8); the balance moves
-        # only through the ledger.
-        return self.readonly_fields if obj else ["credit_balance"]
+        # only through the ledger, the reservation only through the sending pipeline.
+        return self.readonly_fields if obj else ["credit_balance", "credit_reserved"]
 
     def get_search_results(self, request, queryset, search_term):
         # Staff type numbers as customers say them ("06 12 34 56 78"); mobiles are stored in E.164.

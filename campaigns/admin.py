@@ -12,7 +12,16 @@ from .models import Campaign, GatewayHealth, Inbound, Message
 
 @admin.register(Campaign)
 class CampaignAdmin(ReadOnlyAdmin):
-    list_display = ("uuid", "account", "kind", "status", "scheduled_at", "recipients_count", "credits_debited")
+    list_display = (
+        "uuid",
+        "account",
+        "kind",
+        "status",
+        "scheduled_at",
+        "recipients_count",
+        "credits_reserved",
+        "credits_debited",
+    )
     list_filter = ("status", "kind", "gateway")
     search_fields = ("uuid", "account__account_id", "account__email")
     list_select_related = ("account",)

@@ -75,12 +75,14 @@ def test_change_form_cannot_edit_the_account_id_or_the_balance(staff_client, use
     url = reverse("admin:accounts_user_change", args=[user.pk])
     page = staff_client.get(url)
     assert b'name="account_id"' not in page.content and b'name="credit_balance"' not in page.content
+    assert b'name="credit_reserved"' not in page.content
     form = page.context["adminform"].form
     data = {name: value for name, value in form.initial.items() if value is not None and name in form.fields}
     data.update(
         {
             "account_id": "renamed",
             "credit_balance": "999",
+            "credit_reserved": "5",
             "city": "Nantes",
             "groups": [],
             "user_permissions": [],
@@ -94,4 +96,4 @@ def test_change_form_cannot_edit_the_account_id_or_the_balance(staff_client, use
     response = staff_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     user.refresh_from_db()
-    assert user.city == "Nantes" and user.account_id != "renamed" and user.credit_balance == 0
+    assert user.city == "Nantes" and user.account_id != "renamed" and user.credit_balance == user.credit_reserved == 0
