@@ -9,9 +9,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from campaigns import pipeline, tasks
+from campaigns import pipeline, selectors, tasks
 from campaigns.counts import message_counts_squash
-from campaigns.gateways import CarrierEvents, Receipt, ReceiptStatus, SendResult
+from campaigns.gateways import CarrierEvents, Receipt, ReceiptStatus, SendResult, locmem
 from campaigns.models import Message, MessageCount
 from campaigns.receipts import apply_carrier_events
 from tests.factories import CampaignFactory, MessageFactory, UserFactory
@@ -143,6 +143,54 @@ def test_squash_leaves_one_row_per_status_keeps_the_counts_and_is_idempotent(use
 
     tasks.squash_message_counts()  # the beat task calls the same service
     assert assert_exact() == before
+
+
+def test_report_counts_match_after_a_campaign_runs_end_to_end(client_logged, user, settings):
+    settings.SMS_GATEWAYS = {
+        "default": {"BACKEND": "campaigns.gateways.locmem.Gateway", "OPTIONS": {"REJECT": [fr(3)]}}
+    }
+    fund(user)
+    campaign = make_campaign(user, numbers=[fr(i) for i in range(1, 121)] + ["+12025550123"])
+    tasks.dispatch_due_campaigns()  # eager: expand, submit in batches, record results
+    by_phone = dict(Message.objects.filter(campaign=campaign).values_list("phone", "carrier_id"))
+    now = timezone.now()
+    apply(*[Receipt(by_phone[m.to], ReceiptStatus.DELIVERED_OPERATOR, now) for m in locmem.outbox])
+    apply(*[Receipt(by_phone[m.to], ReceiptStatus.RECEIVED, now) for m in locmem.outbox[:100]])
+    apply(Receipt(by_phone[locmem.outbox[100].to], ReceiptStatus.EXPIRED, now))
+    message_counts_squash()
+    apply(Receipt(by_phone[locmem.outbox[101].to], ReceiptStatus.ANTISPAM, now))  # after the squash
+
+    expected = {s: n for (_c, s), n in assert_exact(campaign.pk).items()}
+    assert expected == {S.RECEIVED: 100, S.DELIVERED_OPERATOR: 17, S.EXPIRED: 1, S.ANTISPAM: 1, S.REJECTED: 1,
+                        S.INVALID: 1}  # fmt: skip
+    response = client_logged.get(f"/sms/campaigns/{campaign.uuid}/report/")
+    assert {row.status: row.count for row in response.context["counts"]} == expected
+    assert (response.context["total"], response.context["final"], response.context["errors"]) == (121, 104, 4)
+    detail = client_logged.get(f"/sms/{campaign.uuid}/").context["counts"]
+    assert {row.status: row.count for row in detail.rows} == expected
+
+
+def test_keyset_pages_walk_every_message_of_the_filter_newest_first(user):
+    """The per-status page query returns what a plain ORDER BY -id would, page after page."""
+    campaign = CampaignFactory(account=user, status="done")
+    statuses = [S.RECEIVED, S.SENT, S.RECEIVED, S.EXPIRED, S.RECEIVED, S.INVALID, S.HANDSET_PERMANENT]
+    for i in range(70):
+        MessageFactory(campaign=campaign, status=statuses[i % len(statuses)])
+    MessageFactory(campaign=CampaignFactory(account=user, status="done"), status=S.RECEIVED)  # newer, elsewhere
+    errors = [s for s in S.values if s >= S.INVALID]
+    for wanted in (list(S.values), errors, [S.RECEIVED], [S.QUEUED]):
+        expected = list(
+            Message.objects.filter(campaign=campaign, status__in=wanted).order_by("-id").values_list("id", flat=True)
+        )
+        seen, below = [], None
+        while True:
+            rows, has_next = selectors.campaign_messages_page(campaign=campaign, statuses=wanted, below=below, size=9)
+            assert all(m.status in wanted and m.phone for m in rows)
+            seen += [m.id for m in rows]
+            if not has_next:
+                break
+            below = rows[-1].id
+        assert seen == expected, wanted
 
 
 def test_the_migration_counts_the_messages_already_there(transactional_db):
