@@ -181,9 +181,9 @@ class MessageCount(models.Model):
     included:
 
     - PostgreSQL: statement-level ``AFTER INSERT / UPDATE / DELETE`` triggers with transition
-      tables add one row per (campaign, status) a statement changed (the UPDATE trigger joins
-      old and new rows on id and counts only the rows whose status or campaign changed), and
-      ``AFTER TRUNCATE`` empties the table;
+      tables add one row per (campaign, status) whose count a statement changed (the UPDATE
+      trigger sums -1 per old row and +1 per new row, so rows whose status stayed cancel out),
+      and ``AFTER TRUNCATE`` empties the table;
     - SQLite: row-level triggers (``AFTER UPDATE OF status, campaign_id`` when one changed).
 
     Deltas are only ever inserted, never updated in place, so concurrent workers never wait on

@@ -15,19 +15,18 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Transition tables cannot go with a column list (UPDATE OF status): join old and new rows on
--- id and count only those whose status (or campaign) changed.
+-- Transition tables cannot go with a column list (UPDATE OF status), so this sees every updated
+-- row: -1 for its old (campaign, status), +1 for its new one. Rows whose status did not change
+-- cancel out in the sum, so only real moves are recorded; two aggregates, no join on id.
 CREATE FUNCTION campaigns_messagecount_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO campaigns_messagecount (campaign_id, status, count, is_squashed)
-    SELECT d.campaign_id, d.status, sum(d.delta), FALSE
-      FROM old_rows AS o
-      JOIN new_rows AS n ON n.id = o.id
-     CROSS JOIN LATERAL (VALUES (o.campaign_id, o.status, -1), (n.campaign_id, n.status, 1))
-           AS d(campaign_id, status, delta)
-     WHERE o.status <> n.status OR o.campaign_id <> n.campaign_id
-     GROUP BY d.campaign_id, d.status
-    HAVING sum(d.delta) <> 0;
+    SELECT campaign_id, status, sum(delta), FALSE
+      FROM (SELECT campaign_id, status, -count(*) AS delta FROM old_rows GROUP BY campaign_id, status
+            UNION ALL
+            SELECT campaign_id, status, count(*) FROM new_rows GROUP BY campaign_id, status) AS d
+     GROUP BY campaign_id, status
+    HAVING sum(delta) <> 0;
     RETURN NULL;
 END $$;
 
