@@ -171,6 +171,51 @@ class Message(models.Model):
         return f"{self.phone} ({self.get_status_display()})"
 
 
+class MessageCount(models.Model):
+    """How many messages of a campaign are in each status (SND-16's counts), kept by the database.
+
+    Rows are deltas ``(campaign, status, count)``: the sum of ``count`` over a campaign's rows of
+    one status is exactly how many of its messages have that status, in any transaction, without
+    reading ``campaigns_message``. Triggers on ``campaigns_message`` insert them in the same
+    transaction as the change (migration 0004), so every writer is counted, raw SQL and COPY
+    included:
+
+    - PostgreSQL: statement-level ``AFTER INSERT / UPDATE / DELETE`` triggers with transition
+      tables add one row per (campaign, status) whose count a statement changed (the UPDATE
+      trigger sums -1 per old row and +1 per new row, so rows whose status stayed cancel out),
+      and ``AFTER TRUNCATE`` empties the table;
+    - SQLite: row-level triggers (``AFTER UPDATE OF status, campaign_id`` when one changed).
+
+    Deltas are only ever inserted, never updated in place, so concurrent workers never wait on
+    one another's counter row. ``campaigns.counts.message_counts_squash`` (beat, every 30 s)
+    folds each campaign's rows into one per status (``is_squashed``). There is no foreign key
+    (``db_constraint=False``): the rows are derived data, and those of a campaign whose
+    messages were deleted sum to zero and disappear at the next squash.
+    """
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    status = models.PositiveSmallIntegerField(choices=Message.Status.choices)
+    count = models.IntegerField()  # negative for messages that left ``status``
+    is_squashed = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("message count")
+        verbose_name_plural = _("message counts")
+        indexes = [
+            # Report and campaign detail: SUM(count) GROUP BY status of one campaign.
+            models.Index(fields=["campaign", "status"], name="campaigns_count_campaign_idx"),
+            # Squash: the campaigns that have deltas to fold.
+            models.Index(
+                fields=["campaign"], condition=models.Q(is_squashed=False), name="campaigns_count_unsquashed_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"campaign {self.campaign_id} status {self.status}: {self.count:+d}"
+
+
 class Template(models.Model):
     """A saved text, usable from the New SMS page (SND-14)."""
 

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from addressbook.models import Contact, Group
 
-from .models import Campaign, Message, Template
+from .models import Campaign, Message, MessageCount, Template
 
 SENT_STATUSES = (Campaign.Status.DISPATCHING, Campaign.Status.SENDING, Campaign.Status.DONE, Campaign.Status.FAILED)
 PAGE_SIZE = 25
@@ -86,11 +87,126 @@ def campaign_page(*, user, scheduled: bool, params, size: int = PAGE_SIZE) -> Ke
     return _keyset(queryset, before=_int(params.get("before")), after=_int(params.get("after")), size=size, extra={})
 
 
-def campaign_status_counts(*, campaign: Campaign) -> list[tuple[str, int]]:
-    """Messages per status for one campaign, one aggregate query (SND-16's counts)."""
+@dataclass(frozen=True)
+class StatusCount:
+    status: int
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """A campaign's messages per status (statuses with none left out), in status order."""
+
+    rows: list[StatusCount]
+
+    @property
+    def total(self) -> int:
+        return sum(row.count for row in self.rows)
+
+    @property
+    def final(self) -> int:
+        """Messages whose status will not change again: received or failed."""
+        return sum(row.count for row in self.rows if row.status >= Message.Status.RECEIVED)
+
+    @property
+    def errors(self) -> int:
+        return sum(row.count for row in self.rows if row.status >= Message.Status.INVALID)
+
+    @property
+    def waiting(self) -> bool:
+        """Some message has no final status yet (queued, sending, or waiting for its receipt)."""
+        return any(row.status < Message.Status.RECEIVED for row in self.rows)
+
+
+def campaign_status_counts(*, campaign: Campaign) -> StatusCounts:
+    """Messages per status for one campaign (SND-16): exact, one query on ``MessageCount`` (a
+    few rows per status kept by triggers), never a scan of the campaign's messages."""
     labels = dict(Message.Status.choices)
-    rows = campaign.messages.values("status").annotate(n=Count("id")).order_by("status")
-    return [(labels.get(row["status"], row["status"]), row["n"]) for row in rows]
+    sums = (
+        MessageCount.objects.filter(campaign=campaign)
+        .values("status")
+        .annotate(n=Sum("count"))
+        .order_by("status")
+        .values_list("status", "n")
+    )
+    return StatusCounts([StatusCount(status, str(labels.get(status, status)), n) for status, n in sums if n])
+
+
+# A page of one campaign's messages in some statuses, newest first, on PostgreSQL: for each
+# status, the newest ``limit`` rows below ``below`` from the (campaign, status, id) index, then
+# the newest ``limit`` of those. ``status BETWEEN s AND s`` ordered by (status, id) selects the
+# rows of ``status = s`` in an order only that index gives: with ``status = s`` the planner may
+# walk the primary key backwards instead, through every newer message of the other campaigns
+# (it assumes a campaign's rows are spread evenly over all ids), ~100 ms at 240k newer rows.
+_MESSAGES_PAGE_POSTGRESQL = """
+SELECT m.id, m.phone, m.status, m.error, m.status_at, m.parts
+  FROM unnest(%(statuses)s::smallint[]) AS s(status)
+ CROSS JOIN LATERAL (
+       SELECT id, phone, status, error, status_at, parts
+         FROM campaigns_message
+        WHERE campaign_id = %(campaign)s AND status BETWEEN s.status AND s.status AND id < %(below)s
+        ORDER BY status DESC, id DESC
+        LIMIT %(limit)s
+       ) AS m
+ ORDER BY m.id DESC
+ LIMIT %(limit)s
+"""
+_NO_ID_ABOVE = 2**63 - 1
+
+
+def campaign_messages_page(
+    *, campaign: Campaign, statuses: Sequence[int], below: int | None = None, size: int
+) -> tuple[list[Message], bool]:
+    """The campaign's messages in ``statuses`` with an id below ``below``, newest first: at most
+    ``size`` rows and whether more follow. One query whatever the campaign's size, the filter or
+    the depth: on PostgreSQL at most ``size + 1`` index entries per status, never a sort of the
+    campaign's messages nor a walk past other campaigns' newer rows.
+    """
+    if not statuses:
+        return [], False
+    if connection.vendor == "postgresql":
+        params = {
+            "statuses": list(statuses),
+            "campaign": campaign.pk,
+            "below": _NO_ID_ABOVE if below is None else below,
+            "limit": size + 1,
+        }
+        rows = list(Message.objects.raw(_MESSAGES_PAGE_POSTGRESQL, params))
+    else:
+        queryset = Message.objects.filter(campaign=campaign, status__in=statuses)
+        if below is not None:
+            queryset = queryset.filter(id__lt=below)
+        fields = ("id", "phone", "status", "error", "status_at", "parts")
+        rows = list(queryset.only(*fields).order_by("-id")[: size + 1])
+    return rows[:size], len(rows) > size
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    campaign: Campaign
+    counts: StatusCounts
+    rows: list[Message]
+    has_next: bool
+
+
+def campaign_report(
+    *, user, campaign_uuid, statuses: Sequence[int], below: int | None = None, size: int
+) -> CampaignReport:
+    """The receipt report of one of ``user``'s campaigns (SND-16): its counts per status and a
+    page of its messages in ``statuses``, newest first. Three queries whatever the campaign's
+    size, the filter or the depth (campaign, counts, rows).
+
+    Rows are read only for the statuses the counts have, so the page agrees with the counts
+    shown beside it (a status reached in between appears at the next refresh).
+    """
+    campaign = campaign_get_for_user(user=user, campaign_uuid=campaign_uuid)
+    counts = campaign_status_counts(campaign=campaign)
+    present = {row.status for row in counts.rows}
+    rows, has_next = campaign_messages_page(
+        campaign=campaign, statuses=[s for s in statuses if s in present], below=below, size=size
+    )
+    return CampaignReport(campaign, counts, rows, has_next)
 
 
 def sent_messages_rows(*, user, limit: int | None = None) -> Iterator[tuple]:

@@ -10,7 +10,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import pipeline
+from . import counts, pipeline
 from .gateways import CarrierEvents, TemporaryGatewayError, get_gateway
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,13 @@ def requeue_stale_claims() -> None:
 
     for alias in settings.SMS_GATEWAYS:  # callbacks left behind by a lost flush task
         flush_carrier_callbacks.delay(alias)
+
+
+@shared_task(ignore_result=True)
+def squash_message_counts() -> None:
+    """Housekeeping (beat, every 30 s): fold each campaign's message-count deltas into one row
+    per status so the report's counts stay a few rows. Safe to overlap with itself."""
+    counts.message_counts_squash()
 
 
 @shared_task(ignore_result=True, acks_late=True, queue="sending")

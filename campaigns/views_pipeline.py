@@ -6,18 +6,19 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import pipeline, receipts
+from . import pipeline, receipts, selectors
 from .models import Campaign, Inbound, Message
 
 PAGE_SIZE = 50
 ERROR = "error"
+ALL_STATUSES = tuple(Message.Status.values)
+ERROR_STATUSES = tuple(s for s in ALL_STATUSES if s >= Message.Status.INVALID)  # the "error" filter
 LIVE_CAMPAIGN_STATES = (Campaign.Status.SCHEDULED, Campaign.Status.DISPATCHING, Campaign.Status.SENDING)
 
 
@@ -45,49 +46,48 @@ def _keyset(queryset, request, params: dict) -> KeysetPage:
 
 
 def _campaign_for(request, uuid) -> Campaign:
-    return get_object_or_404(Campaign, uuid=uuid, account=request.user)
-
-
-def _report_counts(campaign: Campaign) -> tuple[list[dict], int, bool, int]:
-    counts = dict(
-        Message.objects.filter(campaign=campaign)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
-    rows = [
-        {"status": status, "label": label, "count": counts[status]}
-        for status, label in Message.Status.choices
-        if counts.get(status)
-    ]
-    waiting = any(s < Message.Status.RECEIVED for s in counts)
-    live = campaign.status in LIVE_CAMPAIGN_STATES or (waiting and campaign.status == Campaign.Status.DONE)
-    final = sum(n for s, n in counts.items() if s >= Message.Status.RECEIVED)
-    return rows, sum(counts.values()), live, final
+    return selectors.campaign_get_for_user(user=request.user, campaign_uuid=uuid)
 
 
 @login_required
 def report(request, uuid):
-    """Counts per status and the per-recipient detail, filterable by status; htmx polls it while live."""
-    campaign = _campaign_for(request, uuid)
+    """Counts per status and the per-recipient detail, filterable by status; htmx polls it while
+    live. Five queries whatever the campaign's size, filter or page (session, user, campaign,
+    counts, rows)."""
     status = request.GET.get("status", "")
-    recipients = Message.objects.filter(campaign=campaign).only("id", "phone", "status", "error", "status_at", "parts")
     if status == ERROR:
-        recipients = recipients.filter(status__gte=Message.Status.INVALID)
-    elif status.isdigit() and int(status) in Message.Status.values:
-        recipients = recipients.filter(status=int(status))
+        statuses = ERROR_STATUSES
+    elif status.isdigit() and int(status) in ALL_STATUSES:
+        statuses = (int(status),)
     else:
-        status = ""
-    counts, total, live, final = _report_counts(campaign)
+        status, statuses = "", ALL_STATUSES
+    after = request.GET.get("after", "")
+    data = selectors.campaign_report(
+        user=request.user,
+        campaign_uuid=uuid,
+        statuses=statuses,
+        below=int(after) if after.isdigit() else None,
+        size=PAGE_SIZE,
+    )
+    campaign, counts, rows = data.campaign, data.counts, data.rows
+    params = {"status": status} if status else {}
+    page = KeysetPage(
+        rows,
+        data.has_next,
+        urlencode({**params, "after": rows[-1].id}) if data.has_next else "",
+        has_previous=after.isdigit(),
+        previous_query=urlencode(params),
+    )
+    live = campaign.status in LIVE_CAMPAIGN_STATES or (counts.waiting and campaign.status == Campaign.Status.DONE)
     context = {
         "campaign": campaign,
-        "counts": counts,
-        "total": total,
+        "counts": counts.rows,
+        "total": counts.total,
         "live": live,
-        "final": final,
+        "final": counts.final,
         "status": status,
-        "errors": sum(c["count"] for c in counts if c["status"] >= Message.Status.INVALID),
-        "page": _keyset(recipients, request, {"status": status} if status else {}),
+        "errors": counts.errors,
+        "page": page,
         "statuses": Message.Status.choices,
     }
     template = "campaigns/report_live.html" if request.htmx else "campaigns/report_detail.html"

@@ -287,6 +287,10 @@ CELERY_BEAT_SCHEDULE["requeue-stale-claims"] = {
     "task": "campaigns.tasks.requeue_stale_claims",
     "schedule": schedule(timedelta(seconds=30)),
 }
+CELERY_BEAT_SCHEDULE["squash-message-counts"] = {
+    "task": "campaigns.tasks.squash_message_counts",
+    "schedule": schedule(timedelta(seconds=30)),
+}
 # A submit claim older than this without a carrier id is re-queued (must exceed the task time limit).
 SMS_SUBMIT_LEASE_SECONDS = env.int("SMS_SUBMIT_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
 # Carriers posting receipts/replies sign the raw body with this secret (README, "Carrier callbacks").
