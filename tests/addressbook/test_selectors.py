@@ -38,10 +38,16 @@ def test_pages_are_the_accounts_newest_contacts_when_another_account_is_newer(us
     assert selectors.contact_page(account=user).count_label == "120"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
-def test_first_page_reads_the_list_index_not_the_primary_key(user, other_user):
-    """One account's contacts older than another's: PostgreSQL must not walk the primary key
-    backwards through the other account's rows (EXPLAIN of the page query)."""
+def _plan(qs) -> str:
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.fixture
+def older_and_newer_accounts(user, other_user):
+    """30,000 contacts for ``user``, then 3,000 newer ones for ``other_user``, analysed."""
     with connection.cursor() as cursor:
         for account, count in ((user, 30_000), (other_user, 3_000)):
             cursor.execute(
@@ -51,13 +57,24 @@ def test_first_page_reads_the_list_index_not_the_primary_key(user, other_user):
                 [account.id, count],
             )
         cursor.execute("ANALYZE addressbook_contact")
-    qs = selectors.contacts_search(account=user)
-    sql, params = qs[:51].query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+def test_first_page_reads_the_list_index_not_the_primary_key(user, older_and_newer_accounts):
+    """One account's contacts older than another's: PostgreSQL must not walk the primary key
+    backwards through the other account's rows (EXPLAIN of the page query)."""
+    plan = _plan(selectors.contacts_search(account=user)[:51])
     assert "addressbook_contact_list_idx" in plan, plan
     assert "pkey" not in plan, plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+def test_number_search_is_bounded_by_the_number_index(user, older_and_newer_accounts):
+    """The number prefix bounds the (account, mobile) index scan: the account must be an
+    equality there, not the one-value range of the plain list (which would scan the account)."""
+    plan = _plan(selectors.contacts_search(account=user, query="06 00 01 23")[:51])
+    assert "mobile_like" in plan and "~>=~" in plan, plan
+    assert "Seq Scan on addressbook_contact" not in plan, plan
 
 
 def test_name_search_reads_its_matches_once_for_the_page_and_the_count(user, other_user):
