@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import phonenumbers
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Upper
 from django.shortcuts import get_object_or_404
@@ -54,19 +55,28 @@ def number_prefix(query: str, *, default_region: str) -> str | None:
 
 def contacts_search(*, account, query: str = "", group_id: int | None = None) -> QuerySet[Contact]:
     """The account's contacts matching ``query`` (a number prefix, or a piece of a name, company
-    or email), newest first."""
-    qs = Contact.objects.filter(account=account)
+    or email), newest first.
+
+    Without a number, the account is filtered as a one-value range and the rows are ordered by
+    (account, -id): with ``account_id = X`` PostgreSQL drops the constant account from the sort,
+    and then the primary key serves ``ORDER BY id DESC`` as well as the (account, -id) list
+    index. It costs both the same, but walking the primary key backwards reads every newer
+    contact of the other accounts first (100,000 rows for the first page in the benchmark, 15 ms
+    instead of 0.2 ms). Only the list index is ordered by (account, -id). A number search keeps
+    ``account_id = X``: the (account, mobile) index then bounds its scan by the number prefix,
+    which a range on the account would not let it do."""
     query = query.strip()
-    if query:
-        prefix = number_prefix(query, default_region=account.default_region)
-        if prefix:
-            qs = qs.filter(mobile__startswith=prefix)
-        else:
+    prefix = number_prefix(query, default_region=account.default_region) if query else None
+    if prefix:
+        qs = Contact.objects.filter(account=account, mobile__startswith=prefix)
+    else:
+        qs = Contact.objects.filter(account_id__gte=account.id, account_id__lte=account.id)
+        if query:
             # UPPER in SQL on both sides: the same case mapping as the generated column whatever the locale.
             qs = qs.filter(search__contains=Upper(Value(query)))
     if group_id:
         qs = qs.filter(membership__group_id=group_id)
-    return qs.order_by("-id")
+    return qs.order_by("account_id", "-id")
 
 
 @dataclass
@@ -84,14 +94,14 @@ class KeysetPage:
 
 def _capped_count(qs: QuerySet) -> str:
     # Counting stops at COUNT_CAP + 1 rows: exact for small books, "10,000+" beyond, never a full scan.
-    n = qs.order_by().values("id")[: COUNT_CAP + 1].count()
-    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
+    return _count_label(_count_matches(qs))
 
 
 def keyset_page(qs: QuerySet, *, after: int | None, before: int | None, params: dict, per_page: int = PAGE_SIZE):
-    """A page of ``qs`` (ordered by -id) after/before an id: two queries whatever the depth, no OFFSET."""
+    """A page of ``qs`` (ordered by -id, possibly after columns an equality or range filter fixes)
+    after/before an id: two queries whatever the depth, no OFFSET."""
     if before:
-        rows = list(qs.filter(id__gt=before).order_by("id")[: per_page + 1])
+        rows = list(qs.filter(id__gt=before).reverse()[: per_page + 1])
         has_more = len(rows) > per_page
         rows = list(reversed(rows[:per_page]))
         has_next, has_previous = True, has_more
@@ -102,6 +112,10 @@ def keyset_page(qs: QuerySet, *, after: int | None, before: int | None, params: 
         has_next = len(rows) > per_page
         rows = rows[:per_page]
         has_previous = bool(after)
+    return _page(rows, has_next=has_next, has_previous=has_previous, params=params)
+
+
+def _page(rows: list, *, has_next: bool, has_previous: bool, params: dict) -> KeysetPage:
     page = KeysetPage(object_list=rows, count_label="", has_next=has_next and bool(rows), has_previous=has_previous)
     if rows:
         page.next_query = urlencode({**params, "after": rows[-1].id})
@@ -109,14 +123,59 @@ def keyset_page(qs: QuerySet, *, after: int | None, before: int | None, params: 
     return page
 
 
+def _count_label(n: int) -> str:
+    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
+
+
+def _matches_page(qs: QuerySet, *, after: int | None, before: int | None, per_page: int) -> tuple[list[int], int, bool]:
+    """One pass over the matches of ``qs`` (at most COUNT_CAP + 1 of them, in any order): the ids
+    of the page after/before the cursor (newest first), their capped count, and whether more
+    matches lie beyond the page in the reading direction. Meaningful only when the count is at
+    most COUNT_CAP (all matches were seen)."""
+    matches_sql, params = qs.order_by().values("id")[: COUNT_CAP + 1].query.sql_with_params()
+    where, order = ("m.id > %s", "ASC") if before else ("m.id < %s", "DESC")
+    cursor_value = before or after
+    sql = (
+        f"SELECT w.id, w.total FROM (SELECT m.id, COUNT(*) OVER () AS total FROM ({matches_sql}) m) w "
+        f"{'WHERE ' + where.replace('m.', 'w.') if cursor_value else ''} ORDER BY w.id {order} LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *([cursor_value] if cursor_value else []), per_page + 1])
+        found = cursor.fetchall()
+    total = found[0][1] if found else _count_matches(qs)
+    ids = [row[0] for row in found[:per_page]]
+    return (ids[::-1] if before else ids), total, len(found) > per_page
+
+
+def _count_matches(qs: QuerySet) -> int:
+    return qs.order_by().values("id")[: COUNT_CAP + 1].count()
+
+
 def contact_page(
     *, account, query: str = "", group_id: int | None = None, after: int | None = None, before: int | None = None
 ) -> KeysetPage:
-    """The contact list page: at most 2 queries (rows with blacklist flags, capped count)."""
+    """The contact list page: the rows with their blacklist flags and the capped count, in 2 queries
+    (3 for a name search matching more than COUNT_CAP contacts)."""
     qs = contacts_search(account=account, query=query, group_id=group_id)
     params = {k: v for k, v in {"q": query, "group": group_id or ""}.items() if v}
     blacklisted = BlacklistEntry.objects.filter(account_id=OuterRef("account_id"), number=OuterRef("mobile"))
-    page = keyset_page(qs.annotate(blacklisted=Exists(blacklisted)), after=after, before=before, params=params)
+    rows_qs = qs.annotate(blacklisted=Exists(blacklisted))
+    if query.strip() and not number_prefix(query.strip(), default_region=account.default_region):
+        # A name search reads its matches through the trigram index, rechecking each candidate
+        # row in the table: the expensive part. Read them once for the page and the count.
+        ids, total, more = _matches_page(qs, after=after, before=before, per_page=PAGE_SIZE)
+        if total <= COUNT_CAP:
+            # By id only: repeating the search condition could make PostgreSQL read the matches again.
+            by_id = Contact.objects.filter(account=account, id__in=ids).order_by("-id")
+            rows = list(by_id.annotate(blacklisted=Exists(blacklisted))) if ids else []
+            has_next, has_previous = (True, more) if before else (more, bool(after))
+            page = _page(rows, has_next=has_next, has_previous=has_previous, params=params)
+            page.count_label = _count_label(total)
+            return page
+        page = keyset_page(rows_qs, after=after, before=before, params=params)
+        page.count_label = _count_label(total)
+        return page
+    page = keyset_page(rows_qs, after=after, before=before, params=params)
     page.count_label = _capped_count(qs)
     return page
 

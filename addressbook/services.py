@@ -15,7 +15,6 @@ import logging
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -325,59 +324,60 @@ def contact_import_start(
     return imp
 
 
-@dataclass(slots=True)
-class _Staged:
-    line: int
-    mobile: str
-    region: str
-    last_name: str
-    first_name: str
-    email: str
-    company: str
+_ROW_FIELDS = ("last_name", "first_name", "email", "company")
+
+
+def _too_long(values: tuple[str, ...]) -> str | None:
+    for field, value in zip(_ROW_FIELDS, values, strict=True):
+        if len(value) > _FIELD_LIMITS[field]:
+            return _t("%(field)s longer than %(limit)d characters.") % {"field": field, "limit": _FIELD_LIMITS[field]}
+    return None
 
 
 def _rows_for(
     imp: ContactImport, records: Iterator[list[str]], report: csv.writer, counters: dict[str, int]
-) -> Iterator[list[_Staged]]:
-    """Read, validate and normalise the file; yield valid rows chunk by chunk, write rejected ones
-    to ``report``. ``counters`` gets ``processed`` and ``rejected``."""
-    normalizer = PhoneNormalizer(
+) -> Iterator[list[tuple]]:
+    """Read, validate and normalise the file; yield the valid rows chunk by chunk as
+    ``(line, mobile, region, last_name, first_name, email, company)`` tuples, write rejected ones
+    to ``report``. ``counters`` gets ``processed`` and ``rejected`` (updated at each chunk)."""
+    normalize = PhoneNormalizer(
         default_region=imp.account.default_region or "FR", allow_landline=imp.mode == ContactImport.Mode.BLACKLIST
-    )
-    mapping = imp.mapping
-    col_mobile = mapping["mobile"]
-    others = [(f, mapping.get(f)) for f in ("last_name", "first_name", "email", "company")]
-    chunk: list[_Staged] = []
+    ).normalize
+    email_ok = _EMAIL_RE.match
+    col_mobile = imp.mapping["mobile"]
+    columns = [imp.mapping.get(field) for field in _ROW_FIELDS]
+    max_last, max_first, max_email, max_company = (_FIELD_LIMITS[field] for field in _ROW_FIELDS)
+    skip = 1 if imp.has_header else 0
+    chunk: list[tuple] = []
+    processed = rejected = 0
     for line, record in enumerate(records, start=1):
-        if line == 1 and imp.has_header:
-            continue
-        if not any(record):
-            continue  # blank lines are not rows
-        counters["processed"] += 1
-        raw = record[col_mobile] if col_mobile < len(record) else ""
-        values = {f: (record[i] if i is not None and i < len(record) else "") for f, i in others}
-        reason = None
+        if line <= skip or not any(record):
+            continue  # the header; blank lines are not rows
+        processed += 1
+        width = len(record)
+        raw = record[col_mobile] if col_mobile < width else ""
+        values = tuple(record[i] if i is not None and i < width else "" for i in columns)
+        last, first, email, company = values
         if not raw:
             reason = _t("No mobile number.")
         else:
-            result = normalizer.normalize(raw)
-            if not result.valid:
+            result = normalize(raw)
+            if result.e164 is None:
                 reason = result.error
-        if reason is None and values["email"] and not _EMAIL_RE.match(values["email"]):
-            reason = _t("Invalid email address.")
-        if reason is None:
-            for field, limit in _FIELD_LIMITS.items():
-                if len(values[field]) > limit:
-                    reason = _t("%(field)s longer than %(limit)d characters.") % {"field": field, "limit": limit}
-                    break
-        if reason is not None:
-            counters["rejected"] += 1
-            report.writerow([line, reason, *record])
-            continue
-        chunk.append(_Staged(line, result.e164, result.region or "", **values))
-        if len(chunk) >= _IMPORT_CHUNK:
-            yield chunk
-            chunk = []
+            elif email and not email_ok(email):
+                reason = _t("Invalid email address.")
+            elif len(last) > max_last or len(first) > max_first or len(email) > max_email or len(company) > max_company:
+                reason = _too_long(values)
+            else:
+                chunk.append((line, result.e164, result.region or "", last, first, email, company))
+                if len(chunk) >= _IMPORT_CHUNK:
+                    counters["processed"], counters["rejected"] = processed, rejected
+                    yield chunk
+                    chunk = []
+                continue
+        rejected += 1
+        report.writerow([line, reason, *record])
+    counters["processed"], counters["rejected"] = processed, rejected
     if chunk:
         yield chunk
 
@@ -387,27 +387,15 @@ _FIRST = "addressbook_import_first"
 _COLUMNS = ("line", "mobile", "region", "last_name", "first_name", "email", "company")
 
 
-def _copy_escape(value: str) -> str:
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-def _stage(cursor, chunk: list[_Staged]) -> None:
+def _stage(cursor, chunk: list[tuple]) -> None:
     if connection.vendor == "postgresql":
-        # COPY is ~3x faster than INSERT; the text format needs only \\, tab and newlines escaped.
-        buffer = "".join(
-            f"{r.line}\t{r.mobile}\t{r.region}\t{_copy_escape(r.last_name)}\t{_copy_escape(r.first_name)}\t"
-            f"{_copy_escape(r.email)}\t{_copy_escape(r.company)}\n"
-            for r in chunk
-        )
+        # COPY is ~3x faster than INSERT; psycopg formats (and escapes) each row in C.
         with cursor.cursor.copy(f"COPY {_STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(buffer)
+            write = copy.write_row
+            for row in chunk:
+                write(row)
     else:
-        cursor.executemany(
-            f"INSERT INTO {_STAGE} ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(r.line, r.mobile, r.region, r.last_name, r.first_name, r.email, r.company) for r in chunk],
-        )
+        cursor.executemany(f"INSERT INTO {_STAGE} ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s, %s)", chunk)
 
 
 def _merge(cursor, imp: ContactImport, staged: int) -> dict[str, int]:

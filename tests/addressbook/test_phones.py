@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from phonenumbers import PhoneNumberType
 
-from addressbook.phones import PhoneNormalizer, PhoneResult, _FastBucket, normalize_phone, split_recipients
+from addressbook import phones
+from addressbook.phones import PhoneNormalizer, PhoneResult, normalize_phone, split_recipients
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "sms-and-phones.json").read_text(encoding="utf-8")
@@ -155,8 +156,63 @@ def test_normalizer_matches_normalize_phone(allow_landline):
         if (got := normalizer.normalize(raw)) != (expected := normalize_phone(raw, allow_landline=allow_landline))
     ]
     assert mismatches[:5] == []
-    assert sum(isinstance(bucket, _FastBucket) for bucket in normalizer._buckets.values()) > 100
+    assert sum(len(rules) for rules in normalizer._buckets.values()) > 100
     assert sum(result.valid for result in map(normalizer.normalize, corpus)) > len(corpus) // 3
+
+
+def _tails(rng: random.Random, prefix: str, digits: int, count: int) -> list[str]:
+    return [prefix + "".join(rng.choice("0123456789") for _ in range(digits)) for _ in range(count)]
+
+
+# Buckets (same prefix and length) whose numbers end in different outcomes: a GB/GG/invalid mix
+# after +44 7911, Guiana mobiles and invalid numbers after 0694, Mayotte after 0639, invalid French
+# numbers after +33 69 (also behind "(0)" and 0033), US numbers (same fixed-line and mobile pattern),
+# and +44 1800... where GB's national prefix regex "0|180020" removes digits beyond the bucket's prefix.
+_MIXED_FAMILIES = [
+    ("+44 7911 ", 6),
+    ("0044 7911 ", 6),
+    ("0694 ", 6),
+    ("06 39 ", 6),
+    ("+33 69", 7),
+    ("+33 (0)69", 7),
+    ("003369", 7),
+    ("+1 415 ", 7),
+    ("+44 1800 20", 7),
+    ("+44 1801 ", 9),
+    ("+262 639", 6),
+]
+
+
+@pytest.mark.parametrize("allow_landline", [False, True], ids=["sms", "voice"])
+def test_normalizer_fast_path_on_mixed_buckets(allow_landline, monkeypatch):
+    """Each bucket above learns one rule per outcome (valid of a region/type, or invalid with its
+    error): the full path runs for the learning samples only, and every result stays identical."""
+    rng = random.Random(7)
+    corpus = [raw for prefix, digits in _MIXED_FAMILIES for raw in _tails(rng, prefix, digits, 400)]
+    rng.shuffle(corpus)
+    full_path = []
+    original = phones._normalize
+    monkeypatch.setattr(phones, "_normalize", lambda raw, *args: full_path.append(raw) or original(raw, *args))
+    normalizer = PhoneNormalizer(allow_landline=allow_landline)
+    got = [normalizer.normalize(raw) for raw in corpus]
+    monkeypatch.setattr(phones, "_normalize", original)
+    expected = [normalize_phone(raw, allow_landline=allow_landline) for raw in corpus]
+    assert [(r, g, e) for r, g, e in zip(corpus, got, expected, strict=True) if g != e][:5] == []
+    assert {e.region for e in expected} >= {"GB", "GG", "GF", "YT", "US", None}
+    assert len(full_path) < len(corpus) // 8
+
+
+def test_normalizer_invalid_rule_respects_national_prefix_regex():
+    """+44 1800 2... and +44 180020... share a bucket; phonenumbers removes "180020" (GB's national
+    prefix regex) from the second only, so an invalid-number rule learned on the first must not
+    answer for it ("Too long." against "Not a valid number...")."""
+    normalizer = PhoneNormalizer()
+    for raw in ["+44 1801 234567890", "+44 1802 234567890", "+44 1803 234567890", "+44 1804 234567890"]:
+        assert normalizer.normalize(raw) == normalize_phone(raw)
+    assert normalizer.normalize("+44 1804 234567891").error == "Too long."
+    raw = "+44 180020 1234567"
+    assert normalizer.normalize(raw) == normalize_phone(raw)
+    assert normalizer.normalize(raw).error == "Not a valid number for the United Kingdom."
 
 
 def test_normalizer_cache_is_bounded():

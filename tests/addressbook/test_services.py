@@ -256,3 +256,63 @@ def test_import_xlsx_with_numeric_phone_cells(user, django_capture_on_commit_cal
     imp = _run_upload(user, SimpleUploadedFile("c.xlsx", buffer.getvalue()), django_capture_on_commit_callbacks)
     assert (imp.file_format, imp.imported, imp.rejected) == ("xlsx", 2, 0)
     assert Contact.objects.get(mobile="+33612345678").first_name == "Léa"
+
+
+_CHUNKED = (
+    "Nom;Mobile;Email\n"
+    "A;0612345678;\n"  # new
+    "B;0698765432;b@example.com\n"  # existing -> updated
+    "C;0612345678;c@example.com\n"  # repeat of a new number
+    "D;0611111111;\n"  # new
+    "E;0698765432;\n"  # repeat of an existing number
+    "F;12;\n"  # rejected
+    "G;0611111111;\n"  # repeat of a new number
+    "H;0622222222;\n"  # existing twice in the account -> both updated
+    "I;0622222222;i@example.com\n"  # repeat of an existing number
+    "J;0633333333;\n"  # new
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 20_000])
+def test_import_counts_do_not_depend_on_chunks(
+    user, other_user, django_capture_on_commit_callbacks, monkeypatch, chunk
+):
+    """Rows are merged chunk by chunk: a number's first line wins whichever chunk repeats it."""
+    monkeypatch.setattr(services, "_IMPORT_CHUNK", chunk)
+    ContactFactory(account=user, mobile="+33698765432", last_name="Old B")
+    twins = ContactFactory.create_batch(2, account=user, mobile="+33622222222", last_name="Old H")
+    ContactFactory(account=other_user, mobile="+33612345678", last_name="Not mine")
+    group = GroupFactory(account=user, name="Clients")
+    imp = _run_import(
+        user, _CHUNKED, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks, group_name="Clients"
+    )
+    assert (imp.imported, imp.updated, imp.duplicates, imp.rejected, imp.total_rows) == (3, 2, 4, 1, 10)
+    names = dict(Contact.objects.filter(account=user).values_list("mobile", "last_name").order_by("id"))
+    assert names == {
+        "+33698765432": "B",
+        "+33622222222": "H",
+        "+33612345678": "A",
+        "+33611111111": "D",
+        "+33633333333": "J",
+    }
+    assert Contact.objects.get(account=user, mobile="+33698765432").email == "b@example.com"
+    assert Contact.objects.filter(account=user, mobile="+33622222222", last_name="H", email="").count() == 2
+    assert [c.last_name for c in Contact.objects.filter(account=user, id__gt=twins[1].id).order_by("id")] == [
+        "A",
+        "D",
+        "J",
+    ]
+    assert group.contacts.count() == 6
+    assert Contact.objects.get(account=other_user).last_name == "Not mine"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 20_000])
+def test_blacklist_import_counts_do_not_depend_on_chunks(user, django_capture_on_commit_callbacks, monkeypatch, chunk):
+    monkeypatch.setattr(services, "_IMPORT_CHUNK", chunk)
+    BlacklistEntry.objects.create(account=user, number="+33612345678")
+    text = "Mobile\n0612345678\n0698765432\n0698765432\n0611111111\n06 98 76 54 32\nabc\n"
+    imp = _run_import(
+        user, text, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks, mode="blacklist"
+    )
+    assert (imp.imported, imp.duplicates, imp.rejected) == (2, 3, 1)
+    assert BlacklistEntry.objects.filter(account=user).count() == 3
