@@ -10,16 +10,14 @@ import statistics
 import time
 
 from . import datagen
-from .common import Context, p95, result
+from .common import Context, count_seconds, p95, page_client, result
 
 REPEATS = 40
 
 
 def run(ctx: Context) -> dict[str, dict]:
-    from django.conf import settings
     from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext, override_settings
+    from django.test.utils import CaptureQueriesContext
 
     from addressbook import selectors
     from tests.factories import UserFactory
@@ -52,34 +50,16 @@ def run(ctx: Context) -> dict[str, dict]:
         "search_name": {"q": name},
         "deep_page": {"after": deep_id},
     }
-    client = Client()
-    client.force_login(account)
-    # The bench runs without collectstatic: plain static storage instead of the manifest.
-    plain_static = override_settings(
-        STORAGES={
-            **settings.STORAGES,
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        }
-    )
-    plain_static.enable()
-
-    def exact_count() -> float:
-        start = time.perf_counter()
-        with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM addressbook_contact WHERE account_id = %s", [account.id])
-            cur.fetchone()
-        return time.perf_counter() - start
-
     out = {}
     for label, params in scenarios.items():
-        with CaptureQueriesContext(connection) as queries:
+        with page_client(account) as client, CaptureQueriesContext(connection) as queries:
             response = client.get("/contacts/", params)
         assert response.status_code == 200, response.status_code
         offsets = [int(m) for q in queries.captured_queries for m in re.findall(r"OFFSET (\d+)", q["sql"])]
         counts, pages = [], []
         kwargs = {"query": params.get("q", ""), "after": params.get("after")}
         for _ in range(REPEATS):
-            counts.append(exact_count())
+            counts.append(count_seconds("addressbook_contact", account.id))
             start = time.perf_counter()
             page = selectors.contact_page(account=account, **kwargs)
             pages.append(time.perf_counter() - start)
@@ -98,5 +78,4 @@ def run(ctx: Context) -> dict[str, dict]:
         )
         if len(queries.captured_queries) > 6 or max(offsets, default=0) > 10_000:
             out[f"contact_list_{label}"]["pass"] = False
-    plain_static.disable()
     return out

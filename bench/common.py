@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,36 @@ def ab(run_a: Callable[[], float], run_b: Callable[[], float], *, pairs: int, re
             bucket.append(fn())
     ratios = [b / a for a, b in zip(a_times, b_times, strict=True)]
     return statistics.median(ratios), (min(ratios), max(ratios)), a_times, b_times
+
+
+@contextmanager
+def page_client(account):
+    """A Django test client logged in as ``account`` for timing pages through their real views;
+    static files are served without the manifest meanwhile (the bench runs no collectstatic)."""
+    from django.conf import settings
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    client = Client()
+    client.force_login(account)
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield client
+
+
+def count_seconds(table: str, account_id: int) -> float:
+    """Seconds of one exact ``count(*)`` of an account's rows of ``table``, through Django's
+    connection: the reference the list-page targets are ratios of."""
+    from django.db import connection
+
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table} WHERE account_id = %s", [account_id])
+        cursor.fetchone()
+    return time.perf_counter() - start
 
 
 def p95(values: list[float]) -> float:

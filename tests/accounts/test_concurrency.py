@@ -1,41 +1,18 @@
 """Races that only a real database with concurrent transactions can show (PostgreSQL)."""
 
-import threading
 from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.db import connection
 
 from accounts import services
 from billing.models import LedgerEntry
 from billing.services import ledger_post
 from campaigns.gateways import locmem
+from tests.concurrency import race
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _race(*calls):
-    """Run the calls at the same moment in threads; return what each returned or raised."""
-    barrier = threading.Barrier(len(calls))
-    outcomes = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            outcomes[index] = call()
-        except Exception as error:  # noqa: BLE001 - the outcome under test
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return outcomes
 
 
 def test_two_accounts_certifying_one_number_at_once_get_one_bonus(require_postgres):
@@ -43,7 +20,7 @@ def test_two_accounts_certifying_one_number_at_once_get_one_bonus(require_postgr
     services.mobile_certification_start(user=first, raw_number="0612345678")
     services.mobile_certification_start(user=second, raw_number="0612345678")
     codes = [sms.text.split("code is ")[1][:6] for sms in locmem.outbox]
-    outcomes = _race(
+    outcomes = race(
         lambda: services.mobile_certification_verify(user=first, code=codes[0]),
         lambda: services.mobile_certification_verify(user=second, code=codes[1]),
     )
@@ -55,7 +32,7 @@ def test_concurrent_debits_crossing_the_threshold_send_one_alert(require_postgre
     user = UserFactory()
     ledger_post(account_id=user.pk, kind="purchase", amount=Decimal("100"))
     services.credit_alert_set(user=user, threshold=Decimal("90"))
-    outcomes = _race(*[lambda: ledger_post(account_id=user.pk, kind="send", amount=Decimal("-1"))] * 20)
+    outcomes = race(*[lambda: ledger_post(account_id=user.pk, kind="send", amount=Decimal("-1"))] * 20)
     assert not [o for o in outcomes if isinstance(o, Exception)]
     user.refresh_from_db()
     assert user.credit_balance == Decimal("80") and not user.credit_alert_armed

@@ -1,9 +1,7 @@
-import threading
 from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from billing.models import Invoice, InvoiceSequence, LedgerEntry, Order, Transfer
 from billing.services import (
@@ -16,34 +14,13 @@ from billing.services import (
     order_mark_paid,
     transfer_create,
 )
+from tests.concurrency import race_errors
 from tests.factories import OrderFactory, PackFactory, UserFactory
 
 
 def _balance(user) -> Decimal:
     user.refresh_from_db()
     return user.credit_balance
-
-
-def _run_concurrently(*targets):
-    """Start every target at once in its own thread (own DB connection); return the exceptions raised."""
-    barrier = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def wrap(target):
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:  # noqa: BLE001 - collected for the test to inspect
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrap, args=(t,)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return errors
 
 
 # --- Ledger invariants ----------------------------------------------------------------------
@@ -77,7 +54,7 @@ def test_concurrent_debits_never_overdraw(require_postgres):
     account = UserFactory()
     ledger_post(account_id=account.pk, kind="bonus", amount=Decimal("10"))
     debits = [lambda: ledger_post(account_id=account.pk, kind="send", amount=Decimal("-6")) for _ in range(4)]
-    errors = _run_concurrently(*debits)
+    errors = race_errors(*debits)
     assert len(errors) == 3 and all(isinstance(e, InsufficientCredits) for e in errors)
     assert _balance(account) == Decimal("4")
     call_command("ledger_check")
@@ -87,7 +64,7 @@ def test_concurrent_debits_never_overdraw(require_postgres):
 def test_concurrent_posts_with_one_idempotency_key_move_credits_once(require_postgres):
     account = UserFactory()
     post = lambda: ledger_post(account_id=account.pk, kind="refund", amount=Decimal("3"), idempotency_key="refund:1")  # noqa: E731
-    assert _run_concurrently(*[post] * 5) == []
+    assert race_errors(*[post] * 5) == []
     assert _balance(account) == Decimal("3") and LedgerEntry.objects.filter(account=account).count() == 1
 
 
@@ -98,7 +75,7 @@ def test_concurrent_opposite_transfers_neither_overdraw_nor_deadlock(require_pos
     ledger_post(account_id=bob.pk, kind="bonus", amount=Decimal("10"))
     jobs = [lambda: transfer_create(sender_id=alice.pk, recipient_account_id=bob.account_id, amount=Decimal("7"))] * 3
     jobs += [lambda: transfer_create(sender_id=bob.pk, recipient_account_id=alice.account_id, amount=Decimal("7"))] * 3
-    errors = _run_concurrently(*jobs)
+    errors = race_errors(*jobs)
     assert all(isinstance(e, InsufficientCredits) for e in errors), errors
     assert _balance(alice) >= 0 and _balance(bob) >= 0
     assert _balance(alice) + _balance(bob) == Decimal("20")
@@ -182,7 +159,7 @@ def test_stripe_session_must_match_the_order(user):
 @pytest.mark.django_db(transaction=True)
 def test_invoice_numbers_have_no_gaps_under_concurrent_payments(require_postgres):
     orders = [OrderFactory() for _ in range(8)]
-    errors = _run_concurrently(*[lambda o=o: order_mark_paid(order_id=o.pk) for o in orders])
+    errors = race_errors(*[lambda o=o: order_mark_paid(order_id=o.pk) for o in orders])
     assert errors == []
     sequences = sorted(Invoice.objects.values_list("sequence", flat=True))
     assert sequences == list(range(1, 9))
@@ -193,7 +170,7 @@ def test_invoice_numbers_have_no_gaps_under_concurrent_payments(require_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_mark_paid_of_one_order_credits_once(require_postgres):
     order = OrderFactory()
-    errors = _run_concurrently(*[lambda: order_mark_paid(order_id=order.pk)] * 4)
+    errors = race_errors(*[lambda: order_mark_paid(order_id=order.pk)] * 4)
     assert errors == []
     assert _balance(order.account) == Decimal("1000") and Invoice.objects.count() == 1
 

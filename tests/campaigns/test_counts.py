@@ -14,6 +14,7 @@ from campaigns.counts import message_counts_squash
 from campaigns.gateways import CarrierEvents, Receipt, ReceiptStatus, SendResult, locmem
 from campaigns.models import Message, MessageCount
 from campaigns.receipts import apply_carrier_events
+from tests.concurrency import race_errors
 from tests.factories import CampaignFactory, MessageFactory, UserFactory
 
 from .pipeline_support import expand, fr, fund, make_campaign, make_rates
@@ -221,27 +222,6 @@ def test_the_migration_counts_the_messages_already_there(transactional_db):
 # --- PostgreSQL: concurrent writers and squashes ---------------------------------------------------
 
 
-def _in_threads(*targets):
-    barrier = threading.Barrier(len(targets))
-    errors = []
-
-    def wrap(target):
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:  # noqa: BLE001 - collected for the test to inspect
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=wrap, args=(t,)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return errors
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_receipts_and_squashes_keep_the_counts_exact(require_postgres):
     user = UserFactory()
@@ -262,7 +242,7 @@ def test_concurrent_receipts_and_squashes_keep_the_counts_exact(require_postgres
         for _ in range(20):
             message_counts_squash()
 
-    errors = _in_threads(
+    errors = race_errors(
         receipts(ReceiptStatus.RECEIVED, cids[:800]),
         receipts(ReceiptStatus.HANDSET_PERMANENT, cids[400:]),  # 400 messages in both threads
         squash_repeatedly,
