@@ -1,9 +1,11 @@
 import csv
 import io
+import threading
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from addressbook import services
 from addressbook.models import BlacklistEntry, Contact, ContactImport, Group, Membership
@@ -101,25 +103,39 @@ def test_blacklist_mode_imports_numbers_into_the_blacklist(user, django_capture_
     assert not Contact.objects.exists()
 
 
-def test_progress_counters_are_saved_per_chunk(user, django_capture_on_commit_callbacks, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_progress_counters_are_visible_to_other_connections_during_the_import(
+    user, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The progress page reads through another connection than the import's (whose merge is one
+    open transaction on PostgreSQL): the counters must reach it chunk by chunk."""
     monkeypatch.setattr(services, "_IMPORT_CHUNK", 2)
     seen = []
-    real_stage = services._stage
+    real_save = services._Progress.save
+    observer = connections.create_connection(DEFAULT_DB_ALIAS)
 
-    def spy(cursor, chunk):
-        real_stage(cursor, chunk)
-        seen.append(ContactImport.objects.values_list("status", "processed_rows", "total_rows").get())
+    def spy(self, **counters):
+        real_save(self, **counters)
+        with observer.cursor() as other:
+            other.execute("SELECT status, processed_rows, total_rows FROM addressbook_contactimport")
+            seen.append(other.fetchone())
 
-    monkeypatch.setattr(services, "_stage", spy)
+    monkeypatch.setattr(services._Progress, "save", spy)
     text = "Mobile\n" + "".join(f"06000000{i:02d}\n" for i in range(10, 15))
-    imp = _run_import(user, text, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    try:
+        imp = _run_import(user, text, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    finally:
+        observer.close()
     assert imp.imported == 5
-    assert seen[0] == ("running", 0, 5)  # stored after each chunk, before the next one is read
-    assert [s[1] for s in seen[1:]] == [2, 4]
+    assert seen == [("running", 0, 5), ("running", 2, 5), ("running", 4, 5), ("running", 5, 5)]
     assert imp.percent == 100
 
 
-def test_failed_file_changes_nothing(user, django_capture_on_commit_callbacks):
+@pytest.mark.parametrize("chunk", [1, 20_000])
+def test_failed_file_changes_nothing(user, django_capture_on_commit_callbacks, monkeypatch, chunk):
+    """With chunks of one row, the rows before the bad byte are already loaded (PostgreSQL loads
+    chunks as they are read): the failure must roll them back."""
+    monkeypatch.setattr(services, "_IMPORT_CHUNK", chunk)
     imp = services.contact_import_create(account=user, upload=_upload("Mobile\n0612345678\n"))
     with imp.file.open("ab") as handle:
         handle.write("Durand\n0698765432\n".encode("cp1252") + b"\xe9\xff\n")
@@ -129,6 +145,42 @@ def test_failed_file_changes_nothing(user, django_capture_on_commit_callbacks):
     assert imp.status == ContactImport.Status.FAILED
     assert "not valid utf-8" in imp.error
     assert not Contact.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_mid_import_changes_nothing_and_stops_the_reader(
+    user, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(services, "_IMPORT_CHUNK", 2)
+    ContactFactory(account=user, mobile="+33600000099", last_name="Kept")
+    calls = []
+    real_stage, real_add = services._stage, services._ContactLoader.add
+
+    def fail_second(real):
+        def call(*args):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("disk full")
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(services, "_stage", fail_second(real_stage))
+    monkeypatch.setattr(services._ContactLoader, "add", fail_second(real_add))
+    threads = threading.active_count()
+    text = "Mobile;Nom\n" + "".join(f"06000000{i:02d};New\n" for i in range(10, 40)) + "0600000099;Changed\n"
+    imp = _run_import(user, text, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    assert imp.status == ContactImport.Status.FAILED
+    assert "nothing was changed" in imp.error
+    assert list(Contact.objects.filter(account=user).values_list("mobile", "last_name")) == [("+33600000099", "Kept")]
+    assert threading.active_count() == threads  # the reading thread ended too
+
+
+def test_import_tolerates_stored_numbers_that_are_not_e164(user, django_capture_on_commit_callbacks):
+    Contact.objects.create(account=user, mobile="legacy", last_name="Old data")
+    text = "Mobile\n0612345678\n"
+    imp = _run_import(user, text, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    assert (imp.status, imp.imported) == (ContactImport.Status.DONE, 1)
 
 
 def test_import_needs_consent_and_a_mobile_column(user):
