@@ -148,6 +148,16 @@ def test_beat_requeues_the_indexing_of_imports_whose_task_was_lost(
     assert "addressbook.tasks.contact_imports_search_requeue" in app.tasks
 
 
+def test_contact_list_says_when_an_import_is_still_being_indexed(client, user, other_user):
+    _lost_import(user, minutes_ago=1)
+    client.force_login(user)
+    response = client.get("/contacts/")
+    assert b'data-testid="search-indexing"' in response.content
+    assert b"Name, company, email (word start) or number" in response.content
+    client.force_login(other_user)
+    assert b'data-testid="search-indexing"' not in client.get("/contacts/").content
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migration_0005_indexes_the_existing_contacts(user, other_user):
     """Migrating from 0004 (no search table) writes one search row per contact, of its account,
