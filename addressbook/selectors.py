@@ -218,7 +218,8 @@ def groups_with_sizes(*, account) -> list[Group]:
 
 
 def duplicate_numbers(*, account, limit: int = 200) -> list[dict]:
-    """Numbers present more than once in the account, with how many times (uses the (account, mobile) index)."""
+    """Numbers present more than once in the account, with how many times (a pass over the account's
+    contacts: the (account, mobile) index has pattern-ops order, so the grouping hashes)."""
     return list(
         Contact.objects.filter(account=account)
         .values("mobile")
