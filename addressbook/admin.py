@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from . import services
 from .models import BlacklistEntry, Contact, ContactImport, Group
 
 
@@ -9,6 +10,11 @@ class ContactAdmin(admin.ModelAdmin):
     search_fields = ("mobile", "last_name", "email")
     raw_id_fields = ("account",)
     show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # A name, company or email changed here must be findable by name search too.
+        services.search_index_refresh(account_id=obj.account_id, contact_ids=[obj.pk])
 
 
 @admin.register(Group)
@@ -29,4 +35,4 @@ class ContactImportAdmin(admin.ModelAdmin):
     list_display = ("original_name", "account", "status", "mode", "total_rows", "imported", "rejected", "created_at")
     list_filter = ("status", "mode")
     raw_id_fields = ("account", "group")
-    readonly_fields = ("uuid", "consent_at", "consent_text")
+    readonly_fields = ("uuid", "consent_at", "consent_text", "search_indexed_at")

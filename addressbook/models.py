@@ -1,9 +1,9 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import Value
-from django.db.models.functions import Concat, Lower, Upper
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 
@@ -21,24 +21,6 @@ class Contact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     groups = models.ManyToManyField("Group", through="Membership", related_name="contacts", blank=True)
-    # One upper-cased text for name/company/email search: a single pg_trgm GIN index on it
-    # (migration 0004) costs writes a fifth of four per-field indexes.
-    search = models.GeneratedField(
-        expression=Upper(
-            Concat(
-                "last_name",
-                Value(" "),
-                "first_name",
-                Value(" "),
-                "company",
-                Value(" "),
-                "email",
-                output_field=models.TextField(),
-            )
-        ),
-        output_field=models.TextField(),
-        db_persist=True,
-    )
 
     class Meta:
         verbose_name = _("contact")
@@ -46,8 +28,14 @@ class Contact(models.Model):
         indexes = [
             # Contact list: an account's contacts, newest first, keyset-paginated on id.
             models.Index(fields=["account", "-id"], name="addressbook_contact_list_idx"),
-            # Lookups by number: search, duplicates page, import upserts, blacklist flags.
-            models.Index(fields=["account", "mobile"], name="addressbook_contact_phone_idx"),
+            # Lookups by number: equality and ``= ANY`` (import upserts, duplicates page, the composer's
+            # typed numbers) and the number search's LIKE 'prefix%'. Pattern ops serve all three; under a
+            # collation other than C (C.UTF-8 here) a plain index cannot serve LIKE.
+            models.Index(
+                fields=["account", "mobile"],
+                name="addressbook_contact_mobile_idx",
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+            ),
         ]
 
     def __str__(self):
@@ -57,6 +45,35 @@ class Contact(models.Model):
     def personalisation_fields(self) -> dict[str, str]:
         """Values for ``$nom``, ``$prenom``, ``$email``, ``$societe`` (SND-6)."""
         return {"nom": self.last_name, "prenom": self.first_name, "email": self.email, "societe": self.company}
+
+
+class ContactSearch(models.Model):
+    """The name/company/email search text of one contact (ADR-1): ``addressbook.search.search_text``
+    of its last name, first name, company and email, matched by word start
+    (``text LIKE '% WORD%'`` per query word).
+
+    A narrow table of its own so that the trigram index is not maintained on the import's critical
+    path: services that change a contact rewrite its row in the same transaction
+    (``services.search_index_refresh``); an import's contacts are indexed by a task queued once
+    its merge commits. Deleting a contact deletes its row."""
+
+    contact = models.OneToOneField(Contact, primary_key=True, on_delete=models.CASCADE, related_name="search_entry")
+    # Filtered after the trigram index (a name search is always within one account): no index of its own.
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+")
+    text = models.TextField()
+
+    class Meta:
+        verbose_name = _("contact search text")
+        verbose_name_plural = _("contact search texts")
+        indexes = [
+            # Name search: text LIKE '% WORD%' per query word through pg_trgm (extension created by
+            # migration 0004). Declared by fields + opclasses, not OpClass(): SQLite ignores both and
+            # builds a plain (unused) index instead of failing on "gin_trgm_ops".
+            GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="addressbook_contactsearch_trgm"),
+        ]
+
+    def __str__(self):
+        return self.text
 
 
 class Group(models.Model):
@@ -170,11 +187,23 @@ class ContactImport(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the contacts this import wrote became findable by name (the task queued after its merge;
+    # set at once for a blacklist import). NULL on a DONE contacts import: still indexing.
+    search_indexed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("contact import")
         verbose_name_plural = _("contact imports")
         ordering = ["-id"]
+        indexes = [
+            # Done imports whose contacts are not yet findable by name (a handful at any time): the
+            # contact list's "still indexing" notice (by account) and the beat's re-queue scan.
+            models.Index(
+                fields=["account"],
+                name="addressbook_import_search_todo",
+                condition=models.Q(status="done", search_indexed_at__isnull=True),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.original_name} ({self.status})"

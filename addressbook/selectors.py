@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 
 import phonenumbers
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet, Value
-from django.db.models.functions import Upper
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import BlacklistEntry, Contact, ContactImport, Group
+from .models import BlacklistEntry, Contact, ContactImport, ContactSearch, Group, Membership
+from .search import query_words
 
 COUNT_CAP = 10_000
 PAGE_SIZE = 50
@@ -53,9 +53,27 @@ def number_prefix(query: str, *, default_region: str) -> str | None:
     return "+" + digits
 
 
+def name_search_ids(*, account, query: str, group_id: int | None = None) -> QuerySet | None:
+    """The ids (one column, ``id``) of the account's contacts matching a name/company/email query,
+    in no order: each word of the query must start a word of the contact's last name, first name,
+    company or email (``addressbook.search``); ``None`` when the query has no word.
+
+    Reads ``ContactSearch`` only: on PostgreSQL its trigram GIN index proposes the rows holding
+    the query's words, then the account and the group (membership) are checked on those."""
+    words = query_words(query)
+    if not words:
+        return None
+    qs = ContactSearch.objects.filter(account=account)
+    for word in words:
+        qs = qs.filter(text__contains=" " + word)  # LIKE '% WORD%', % and _ escaped
+    if group_id:
+        qs = qs.filter(contact_id__in=Membership.objects.filter(group_id=group_id).values("contact_id"))
+    return qs.values(id=F("contact_id"))
+
+
 def contacts_search(*, account, query: str = "", group_id: int | None = None) -> QuerySet[Contact]:
-    """The account's contacts matching ``query`` (a number prefix, or a piece of a name, company
-    or email), newest first.
+    """The account's contacts matching ``query`` (a number prefix, or words starting words of a
+    name, company or email: ``name_search_ids``), newest first.
 
     Without a number, the account is filtered as a one-value range and the rows are ordered by
     (account, -id): with ``account_id = X`` PostgreSQL drops the constant account from the sort,
@@ -72,8 +90,8 @@ def contacts_search(*, account, query: str = "", group_id: int | None = None) ->
     else:
         qs = Contact.objects.filter(account_id__gte=account.id, account_id__lte=account.id)
         if query:
-            # UPPER in SQL on both sides: the same case mapping as the generated column whatever the locale.
-            qs = qs.filter(search__contains=Upper(Value(query)))
+            matches = name_search_ids(account=account, query=query)
+            qs = qs.filter(id__in=matches) if matches is not None else qs.none()  # no word, nothing to find
     if group_id:
         qs = qs.filter(membership__group_id=group_id)
     return qs.order_by("account_id", "-id")
@@ -127,12 +145,15 @@ def _count_label(n: int) -> str:
     return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
 
 
-def _matches_page(qs: QuerySet, *, after: int | None, before: int | None, per_page: int) -> tuple[list[int], int, bool]:
-    """One pass over the matches of ``qs`` (at most COUNT_CAP + 1 of them, in any order): the ids
-    of the page after/before the cursor (newest first), their capped count, and whether more
-    matches lie beyond the page in the reading direction. Meaningful only when the count is at
-    most COUNT_CAP (all matches were seen)."""
-    matches_sql, params = qs.order_by().values("id")[: COUNT_CAP + 1].query.sql_with_params()
+def _matches_page(
+    ids: QuerySet, *, after: int | None, before: int | None, per_page: int
+) -> tuple[list[int], int, bool]:
+    """One pass over the matching ids (``ids``: one column named ``id``; at most COUNT_CAP + 1 of
+    them, in any order): the ids of the page after/before the cursor (newest first), their capped
+    count, and whether more matches lie beyond the page in the reading direction. Meaningful only
+    when the count is at most COUNT_CAP (all matches were seen)."""
+    ids = ids.order_by()[: COUNT_CAP + 1]
+    matches_sql, params = ids.query.sql_with_params()
     where, order = ("m.id > %s", "ASC") if before else ("m.id < %s", "DESC")
     cursor_value = before or after
     sql = (
@@ -142,9 +163,9 @@ def _matches_page(qs: QuerySet, *, after: int | None, before: int | None, per_pa
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *([cursor_value] if cursor_value else []), per_page + 1])
         found = cursor.fetchall()
-    total = found[0][1] if found else _count_matches(qs)
-    ids = [row[0] for row in found[:per_page]]
-    return (ids[::-1] if before else ids), total, len(found) > per_page
+    total = found[0][1] if found else ids.count()
+    page_ids = [row[0] for row in found[:per_page]]
+    return (page_ids[::-1] if before else page_ids), total, len(found) > per_page
 
 
 def _count_matches(qs: QuerySet) -> int:
@@ -155,15 +176,19 @@ def contact_page(
     *, account, query: str = "", group_id: int | None = None, after: int | None = None, before: int | None = None
 ) -> KeysetPage:
     """The contact list page: the rows with their blacklist flags and the capped count, in 2 queries
-    (3 for a name search matching more than COUNT_CAP contacts)."""
+    (3 for a name search matching more than COUNT_CAP contacts). A name search reads its matching
+    ids from ``ContactSearch`` once, for the page and the count, then the page's rows by id."""
     qs = contacts_search(account=account, query=query, group_id=group_id)
     params = {k: v for k, v in {"q": query, "group": group_id or ""}.items() if v}
     blacklisted = BlacklistEntry.objects.filter(account_id=OuterRef("account_id"), number=OuterRef("mobile"))
     rows_qs = qs.annotate(blacklisted=Exists(blacklisted))
-    if query.strip() and not number_prefix(query.strip(), default_region=account.default_region):
+    query = query.strip()
+    is_number = bool(query) and number_prefix(query, default_region=account.default_region) is not None
+    matches = name_search_ids(account=account, query=query, group_id=group_id) if query and not is_number else None
+    if matches is not None:
         # A name search reads its matches through the trigram index, rechecking each candidate
-        # row in the table: the expensive part. Read them once for the page and the count.
-        ids, total, more = _matches_page(qs, after=after, before=before, per_page=PAGE_SIZE)
+        # search row: the expensive part. Read them once for the page and the count.
+        ids, total, more = _matches_page(matches, after=after, before=before, per_page=PAGE_SIZE)
         if total <= COUNT_CAP:
             # By id only: repeating the search condition could make PostgreSQL read the matches again.
             by_id = Contact.objects.filter(account=account, id__in=ids).order_by("-id")
@@ -180,12 +205,21 @@ def contact_page(
     return page
 
 
+def contact_imports_indexing(*, account) -> bool:
+    """Whether a done import of the account still has contacts that name search cannot find yet
+    (its indexing task has not finished: ``ContactImport.search_indexed_at``)."""
+    return ContactImport.objects.filter(
+        account=account, status=ContactImport.Status.DONE, search_indexed_at__isnull=True
+    ).exists()
+
+
 def groups_with_sizes(*, account) -> list[Group]:
     return list(Group.objects.filter(account=account).annotate(size=Count("membership")).order_by("name"))
 
 
 def duplicate_numbers(*, account, limit: int = 200) -> list[dict]:
-    """Numbers present more than once in the account, with how many times (uses the (account, mobile) index)."""
+    """Numbers present more than once in the account, with how many times (a pass over the account's
+    contacts: the (account, mobile) index has pattern-ops order, so the grouping hashes)."""
     return list(
         Contact.objects.filter(account=account)
         .values("mobile")

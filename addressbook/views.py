@@ -48,11 +48,15 @@ def contact_list(request):
         before=_int(request.GET.get("before")),
     )
     groups = selectors.groups_with_sizes(account=request.user)
-    return render(
-        request,
-        "addressbook/contact_list.html",
-        {"page": page, "query": query, "group_id": group_id, "groups": groups, "bulk_form": BulkActionForm()},
-    )
+    context = {
+        "page": page,
+        "query": query,
+        "group_id": group_id,
+        "groups": groups,
+        "bulk_form": BulkActionForm(),
+        "search_indexing": selectors.contact_imports_indexing(account=request.user),
+    }
+    return render(request, "addressbook/contact_list.html", context)
 
 
 @login_required

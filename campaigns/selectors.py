@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from addressbook.models import Contact, Group
+from addressbook.selectors import name_search_ids
 
 from .models import Campaign, Message, MessageCount, Template
 
@@ -227,8 +228,10 @@ def sent_messages_rows(*, user, limit: int | None = None) -> Iterator[tuple]:
 def picker_search(*, user, query: str, before: int | None, size: int = PICKER_SIZE) -> tuple[list, list, int | None]:
     """The address-book picker: groups and contacts of the account matching ``query``.
 
-    Contacts are keyset-paginated by -id (the index on (account, -id)) so a page is cheap at
-    1,000,000 contacts. Returns ``(groups, contacts, next_before)``.
+    Contacts match by name, company or email as in the address book (each word of the query
+    starts a word: ``addressbook.selectors.name_search_ids``, read through the search index), or
+    by a piece of their number. They are keyset-paginated by -id (the index on (account, -id)) so
+    a page is cheap at 1,000,000 contacts. Returns ``(groups, contacts, next_before)``.
     """
     query = query.strip()
     groups = Group.objects.filter(account=user)
@@ -236,7 +239,8 @@ def picker_search(*, user, query: str, before: int | None, size: int = PICKER_SI
     if query:
         groups = groups.filter(name__icontains=query)
         digits = "".join(ch for ch in query if ch.isdigit())
-        condition = Q(last_name__icontains=query) | Q(first_name__icontains=query) | Q(company__icontains=query)
+        matches = name_search_ids(account=user, query=query)
+        condition = Q(id__in=matches) if matches is not None else Q(pk__in=[])
         if digits and len(digits) >= 3:
             condition |= Q(mobile__contains=digits.lstrip("0"))
         contacts = contacts.filter(condition)

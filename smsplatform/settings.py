@@ -299,3 +299,8 @@ SMS_CALLBACK_MAX_AGE = 300
 
 # Address book imports (ADR-3): the largest file accepted, in bytes.
 ADDRESSBOOK_IMPORT_MAX_BYTES = env.int("ADDRESSBOOK_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+# Imports whose name-search indexing (queued after the merge) was lost are queued again.
+CELERY_BEAT_SCHEDULE["requeue-import-search-indexing"] = {
+    "task": "addressbook.tasks.contact_imports_search_requeue",
+    "schedule": schedule(timedelta(minutes=10)),
+}

@@ -30,14 +30,24 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
+    """A contact findable by name search, as the services leave one (its search row written)."""
+
     class Meta:
         model = "addressbook.Contact"
+        skip_postgeneration_save = True
 
     account = factory.SubFactory(UserFactory)
     mobile = factory.Sequence(lambda n: f"+336{n:08d}")
     region = "FR"
     last_name = "Durand"
     first_name = "Paul"
+
+    @factory.post_generation
+    def _search(obj, create, extracted, **kwargs):
+        if create:
+            from addressbook.services import search_index_refresh
+
+            search_index_refresh(account_id=obj.account_id, contact_ids=[obj.pk])
 
 
 class GroupFactory(factory.django.DjangoModelFactory):

@@ -2,9 +2,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from addressbook import selectors
-from addressbook.models import BlacklistEntry, Contact
-from tests.factories import ContactFactory
+from addressbook import selectors, services
+from addressbook.models import BlacklistEntry, Contact, Membership
+from tests.factories import ContactFactory, GroupFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_number_search_is_bounded_by_the_number_index(user, older_and_newer_acco
     """The number prefix bounds the (account, mobile) index scan: the account must be an
     equality there, not the one-value range of the plain list (which would scan the account)."""
     plan = _plan(selectors.contacts_search(account=user, query="06 00 01 23")[:51])
-    assert "mobile_like" in plan and "~>=~" in plan, plan
+    assert "addressbook_contact_mobile_idx" in plan and "~>=~" in plan, plan
     assert "Seq Scan on addressbook_contact" not in plan, plan
 
 
@@ -84,20 +84,20 @@ def test_name_search_reads_its_matches_once_for_the_page_and_the_count(user, oth
     ContactFactory.create_batch(5, account=other_user, last_name="Bernardin")
     newest_first = [c.id for c in reversed(matches)]
     with CaptureQueriesContext(connection) as queries:
-        page = selectors.contact_page(account=user, query="ernard")
+        page = selectors.contact_page(account=user, query="bern")
     assert _ids(page) == newest_first[:50]
     assert page.count_label == "70"
     assert len(queries.captured_queries) == 2
     assert sum("LIKE" in q["sql"].upper() for q in queries.captured_queries) == 1
     assert {c.id for c in page.object_list if c.blacklisted} == {matches[67].id}
-    second = selectors.contact_page(account=user, query="ernard", after=page.object_list[-1].id)
+    second = selectors.contact_page(account=user, query="bern", after=page.object_list[-1].id)
     assert _ids(second) == newest_first[50:]
     assert (second.has_next, second.has_previous, second.count_label) == (False, True, "70")
-    back = selectors.contact_page(account=user, query="ernard", before=second.object_list[0].id)
+    back = selectors.contact_page(account=user, query="bern", before=second.object_list[0].id)
     assert _ids(back) == newest_first[:50]
     assert (back.has_next, back.has_previous) == (True, False)
-    assert "q=ernard" in back.next_query
-    assert _walk(user, "ernard") == [newest_first[:50], newest_first[50:]]
+    assert "q=bern" in back.next_query
+    assert _walk(user, "bern") == [newest_first[:50], newest_first[50:]]
     nothing = selectors.contact_page(account=user, query="zzzz")
     assert (nothing.object_list, nothing.count_label, nothing.has_next) == ([], "0", False)
 
@@ -111,3 +111,70 @@ def test_name_search_beyond_the_count_cap_pages_through_every_match(user, monkey
     assert page.count_label == "60+"
     assert _walk(user, "bernard") == [newest_first[:50], newest_first[50:100], newest_first[100:]]
     assert Contact.objects.filter(account=user).count() == 150
+
+
+@pytest.fixture
+def address_book(user, other_user):
+    """Contacts whose words start (or only contain) the queries below; the other account has the same ones."""
+    names = {
+        "dupont": dict(last_name="Dupont", first_name="Jean", email="jean@acme.com"),
+        "dupre": dict(last_name="Martin", first_name="Élodie", company="Boulangerie Dupré"),
+        "lepont": dict(last_name="Lepont", first_name="Paul", email="paul@example.org"),
+        "muller": dict(last_name="Müller", first_name="Zoé", company="Garage du Port"),
+    }
+    mine = {key: ContactFactory(account=user, **fields) for key, fields in names.items()}
+    for fields in names.values():
+        ContactFactory(account=other_user, **fields)
+    return mine
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("dup", {"dupont", "dupre"}),  # a last name, and the second word of a company
+        ("DUPRÉ", {"dupre"}),
+        ("dupre", {"dupre"}),  # accents ignored both ways
+        ("elodie", {"dupre"}),
+        ("acme", {"dupont"}),  # an email's domain
+        ("jean@acme", {"dupont"}),
+        ("jean dup", {"dupont"}),  # every word must match...
+        ("dup jean", {"dupont"}),  # ...in any order
+        ("dup paul", set()),
+        ("pont", set()),  # the middle of a word does not match
+        ("upon", set()),
+        ("mull zo", {"muller"}),
+        ("port du", {"muller"}),
+        ("-", set()),  # no word: nothing to find
+    ],
+)
+def test_name_search_matches_the_start_of_words(user, address_book, query, expected):
+    page = selectors.contact_page(account=user, query=query)
+    assert {key for key, contact in address_book.items() if contact in page.object_list} == expected
+    assert {c.account_id for c in page.object_list} <= {user.id}  # never the other account's twins
+    assert page.count_label == str(len(expected))
+
+
+def test_name_search_within_a_group(user, other_user, address_book):
+    group = GroupFactory(account=user)
+    Membership.objects.create(group=group, contact=address_book["dupre"])
+    page = selectors.contact_page(account=user, query="dup", group_id=group.id)
+    assert page.object_list == [address_book["dupre"]]
+    assert list(selectors.contacts_search(account=user, query="dup", group_id=group.id)) == [address_book["dupre"]]
+    assert selectors.contact_page(account=other_user, query="dup", group_id=group.id).object_list == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+def test_name_search_reads_the_trigram_index_of_the_search_table(user, older_and_newer_accounts):
+    """30,000 search rows: the words' matches come from the GIN index on addressbook_contactsearch,
+    the contact table is not scanned."""
+    ContactFactory.create_batch(20, account=user, last_name="Bernardin")
+    services.search_index_refresh(account_id=user.id)
+    with connection.cursor() as cursor:
+        # As VACUUM or autovacuum would: move the fresh rows from the index's pending list into it.
+        cursor.execute("SELECT gin_clean_pending_list('addressbook_contactsearch_trgm')")
+        cursor.execute("ANALYZE addressbook_contactsearch")
+    plan = _plan(selectors.name_search_ids(account=user, query="bern paul")[: selectors.COUNT_CAP + 1])
+    assert "Bitmap Index Scan on addressbook_contactsearch_trgm" in plan, plan
+    assert "addressbook_contact " not in plan, plan
+    page = selectors.contact_page(account=user, query="bern paul")
+    assert page.count_label == "20"

@@ -168,6 +168,23 @@ def test_picker_searches_own_contacts_and_groups_with_keyset_pages(
     assert len(names) == 20 and "Martin-foreign" not in names
 
 
+def test_picker_finds_contacts_by_the_start_of_their_words(client_logged, funded, other_user):
+    dupont = ContactFactory(account=funded, mobile="+33612345678", last_name="Dupont", email="jean@acme.com")
+    dupre = ContactFactory(account=funded, mobile="+33698765432", last_name="Martin", company="Boulangerie Dupré")
+    ContactFactory(account=other_user, mobile="+33612345679", last_name="Dupont")
+
+    def found(query):
+        response = client_logged.get(reverse("campaigns:picker"), {"q": query})
+        return {contact.id for contact in response.context["contacts"]}
+
+    assert found("dup") == {dupont.id, dupre.id}
+    assert found("DUPRÉ") == found("dupre") == {dupre.id}
+    assert found("acme") == {dupont.id}
+    assert found("paul dup") == {dupont.id, dupre.id}
+    assert found("pont") == found("artin") == set()  # the middle of a word does not match
+    assert found("0612 34") == {dupont.id}  # a piece of the number, as before
+
+
 def test_my_sms_lists_are_scoped_and_query_bounded(client_logged, funded, other_user, django_assert_max_num_queries):
     for _ in range(30):
         CampaignFactory(account=funded)
