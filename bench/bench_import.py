@@ -21,8 +21,13 @@ imp = ContactImport.objects.create(account_id=account_id, file=name, original_na
 start = time.perf_counter()
 imp = services.contact_import_run(import_id=imp.id)
 elapsed = time.perf_counter() - start
-_emit({"elapsed": elapsed, "status": imp.status, "error": imp.error, "total": imp.total_rows,
-       "imported": imp.imported, "updated": imp.updated, "duplicates": imp.duplicates, "rejected": imp.rejected})
+out = {"elapsed": elapsed, "status": imp.status, "error": imp.error, "total": imp.total_rows,
+       "imported": imp.imported, "updated": imp.updated, "duplicates": imp.duplicates, "rejected": imp.rejected}
+if len(sys.argv) > 5:  # then the name-search indexing the import queues, as its task runs it
+    start = time.perf_counter()
+    services.search_index_refresh(account_id=account_id, since=imp.created_at)
+    out["search_index_seconds"] = time.perf_counter() - start
+_emit(out)
 """
 
 
@@ -129,7 +134,7 @@ def run(ctx: Context) -> dict[str, dict]:
     with ctx.raw_connection() as conn:
         conn.execute("TRUNCATE addressbook_membership, addressbook_contact RESTART IDENTITY CASCADE")
         conn.execute("CHECKPOINT")
-    xl = ctx.child(_CHILD, str(account.id), xlsx_name, "xlsx", _json(MAPPING))
+    xl = ctx.child(_CHILD, str(account.id), xlsx_name, "xlsx", _json(MAPPING), "index")
     # Reference, not a target: the floor the table's indexes set, COPY of the same N rows into
     # the emptied table (no parsing, validation or deduplication).
     with ctx.raw_connection() as conn:
@@ -152,6 +157,9 @@ def run(ctx: Context) -> dict[str, dict]:
         status=xl["status"],
         copy_same_rows_seconds=round(copy_seconds, 2),
         vs_copy=round(copy_seconds / xl["elapsed"], 3),
+        # Not part of the figure: after the import commits, a task indexes its contacts for name
+        # search (the import's contacts are listed, and found by number, at once).
+        search_index_seconds=round(xl["search_index_seconds"], 2),
     )
     if xl["status"] != "done" or xl["total"] != size:
         out["import_xlsx_seconds"]["pass"] = False

@@ -368,3 +368,18 @@ def test_blacklist_import_counts_do_not_depend_on_chunks(user, django_capture_on
     )
     assert (imp.imported, imp.duplicates, imp.rejected) == (2, 3, 1)
     assert BlacklistEntry.objects.filter(account=user).count() == 3
+
+
+def test_deleting_an_account_deletes_its_contacts_and_their_search_rows(user, other_user):
+    """Contact.account has no database constraint (imports skip a check per row): Django's
+    CASCADE is what removes an account's contacts."""
+    from addressbook.models import ContactSearch
+
+    contact = services.contact_create(account=user, mobile="0612345678", last_name="Durand")
+    group = GroupFactory(account=user)
+    group.contacts.add(contact)
+    kept = ContactFactory(account=other_user)
+    user.delete()
+    assert list(Contact.objects.values_list("id", flat=True)) == [kept.id]
+    assert not ContactSearch.objects.filter(contact_id=contact.id).exists()
+    assert not Membership.objects.exists()
