@@ -3,7 +3,7 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.utils.translation import gettext_lazy as _
 
 
@@ -23,8 +23,10 @@ class Contact(models.Model):
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     email = models.EmailField(_("email"), max_length=254, blank=True)
     company = models.CharField(_("company"), max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Database defaults too: an import COPYs its new contacts without them (the database stamps
+    # the statement's time), which saves formatting two datetimes per row in Python.
+    created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     groups = models.ManyToManyField("Group", through="Membership", related_name="contacts", blank=True)
 
     class Meta:

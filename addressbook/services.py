@@ -223,11 +223,13 @@ def search_index_refresh(
         last_id = rows[-1][0]
 
 
-def contact_import_search_enqueue(*, contact_import: ContactImport) -> None:
+def contact_import_search_enqueue(*, contact_import: ContactImport, since: datetime | None = None) -> None:
     """Make a finished import's contacts findable by name (ADR-3): once the current transaction
-    commits, queue ``contacts_search_refresh`` for the account's contacts updated since the import
-    was created (the merge stamps every contact it writes with its time, which comes later). A
-    blacklist import writes no contact and is marked indexed at once."""
+    commits, queue ``contacts_search_refresh`` for the account's contacts updated since ``since``:
+    the time the import stamped its contacts with (the database's clock on PostgreSQL). Without
+    it (housekeeping), since an hour before the import was created, a margin for clocks that
+    disagree; re-reading unchanged contacts writes nothing. A blacklist import writes no contact
+    and is marked indexed at once."""
     imp = contact_import
     if imp.mode == ContactImport.Mode.BLACKLIST:
         imp.search_indexed_at = timezone.now()
@@ -235,7 +237,8 @@ def contact_import_search_enqueue(*, contact_import: ContactImport) -> None:
         return
     from .tasks import contacts_search_refresh
 
-    contacts_search_refresh.delay_on_commit(imp.account_id, imp.created_at.isoformat(), import_id=imp.pk)
+    since = since or imp.created_at - timedelta(hours=1)
+    contacts_search_refresh.delay_on_commit(imp.account_id, since.isoformat(), import_id=imp.pk)
 
 
 def contact_import_search_indexed(*, import_id: int) -> None:
@@ -464,12 +467,12 @@ def _too_long(values: tuple[str, ...]) -> str | None:
 
 def _rows_for(
     imp: ContactImport, records: Iterator[list[str]], report: csv.writer, counters: dict[str, int]
-) -> Iterator[list[tuple]]:
+) -> Iterator[tuple[list[tuple], list[int]]]:
     """Read, validate and normalise the file; yield the valid rows chunk by chunk as
-    ``(line, mobile, region, last_name, first_name, email, company)`` tuples, write rejected ones
-    to ``report``. A number's first valid line wins: its later lines are counted as duplicates,
-    not yielded. ``counters`` gets ``processed``, ``rejected`` and ``duplicates`` (updated at
-    each chunk)."""
+    ``(line, mobile, region, last_name, first_name, email, company)`` tuples, with their numbers
+    as integers (a second list), and write rejected ones to ``report``. A number's first valid
+    line wins: its later lines are counted as duplicates, not yielded. ``counters`` gets
+    ``processed``, ``rejected`` and ``duplicates`` (updated at each chunk)."""
     normalize = PhoneNormalizer(
         default_region=imp.account.default_region or "FR", allow_landline=imp.mode == ContactImport.Mode.BLACKLIST
     ).normalize
@@ -479,6 +482,7 @@ def _rows_for(
     max_last, max_first, max_email, max_company = (_FIELD_LIMITS[field] for field in _ROW_FIELDS)
     skip = 1 if imp.has_header else 0
     chunk: list[tuple] = []
+    numbers: list[int] = []
     processed = rejected = duplicates = 0
     seen: set[int] = set()  # the numbers met so far, as integers: ~60 MB for 1M numbers
     for line, record in enumerate(records, start=1):
@@ -506,16 +510,17 @@ def _rows_for(
                     continue
                 seen.add(number)
                 chunk.append((line, result.e164, result.region or "", last, first, email, company))
+                numbers.append(number)
                 if len(chunk) >= _IMPORT_CHUNK:
                     counters.update(processed=processed, rejected=rejected, duplicates=duplicates)
-                    yield chunk
-                    chunk = []
+                    yield chunk, numbers
+                    chunk, numbers = [], []
                 continue
         rejected += 1
         report.writerow([line, reason, *record])
     counters.update(processed=processed, rejected=rejected, duplicates=duplicates)
     if chunk:
-        yield chunk
+        yield chunk, numbers
 
 
 _STAGE = "addressbook_import_stage"  # valid rows, one per number: a chunk (PostgreSQL) or the file (SQLite)
@@ -589,8 +594,12 @@ def _merge(cursor, imp: ContactImport, now) -> dict[str, int]:
 
 class _ContactLoader:
     """Loads a contact import's chunks on PostgreSQL, inside the import's transaction, as they
-    are read: new numbers are COPYed straight into the address book; numbers the account
+    are read: new numbers are inserted into the address book chunk by chunk; numbers the account
     already had are staged, and update their contacts in one statement at the end.
+
+    The reading thread and this one share the GIL, and Python is the slower side of the import
+    (PostgreSQL was mostly idle): rows are COPYed without their timestamps, which formatting two
+    datetimes per row in Python cost about 3 s per million.
 
     Why not look the numbers up per chunk: the planner's statistics cannot follow a table the
     transaction grows by a million rows, and a chunk planned on them hashed or rescanned the
@@ -603,26 +612,30 @@ class _ContactLoader:
         cursor.execute("SELECT max(id) FROM addressbook_contact WHERE account_id = %s", [imp.account_id])
         self._last_id_before = cursor.fetchone()[0] or 0
         self._known: set[int] = set()
-        cursor.execute("SELECT mobile FROM addressbook_contact WHERE account_id = %s", [imp.account_id])
-        while rows := cursor.fetchmany(50_000):
-            self._known.update(int(mobile[1:]) for (mobile,) in rows if mobile[1:].isdigit())
+        with connection.chunked_cursor() as numbers:  # a server-side cursor: the rows come in batches
+            numbers.execute("SELECT mobile FROM addressbook_contact WHERE account_id = %s", [imp.account_id])
+            while rows := numbers.fetchmany(50_000):
+                self._known.update(int(mobile[1:]) for (mobile,) in rows if mobile[1:].isdigit())
         self.imported = self.updated = 0
 
-    def add(self, chunk: list[tuple]) -> None:
+    def add(self, chunk: list[tuple], numbers: list[int]) -> None:
+        """Load a chunk of ``_rows_for`` rows; ``numbers`` are their numbers as integers."""
         known = self._known
         new, old = [], []
-        for row in chunk:
-            (old if int(row[1][1:]) in known else new).append(row)
+        for row, number in zip(chunk, numbers, strict=True):
+            (old if number in known else new).append(row)
         if old:
             _stage(self._cursor, old)
             self.updated += len(old)
         if new:
-            account_id, now = self._imp.account_id, self._now
-            columns = ("account_id", "mobile", "region", *_MERGE_FIELDS, "created_at", "updated_at")
+            # Seven plain columns: the timestamps are the columns' database default (the time of
+            # the COPY statement, after ``self._now``, the transaction's time).
+            account_id = self._imp.account_id
+            columns = ("account_id", "mobile", "region", *_MERGE_FIELDS)
             with self._cursor.cursor.copy(f"COPY addressbook_contact ({', '.join(columns)}) FROM STDIN") as copy:
                 write = copy.write_row
                 for _line, mobile, region, last, first, email, company in new:
-                    write((account_id, mobile, region, last, first, email, company, now, now))
+                    write((account_id, mobile, region, last, first, email, company))
             self.imported += len(new)
 
     def finish(self) -> dict[str, int]:
@@ -632,9 +645,12 @@ class _ContactLoader:
             cursor.execute(_UPDATE_FROM_STAGE, [self._now, imp.account_id])
         if imp.group_id:
             cursor.execute(_GROUP_FROM_STAGE, [imp.group_id, imp.account_id])
+            # The new contacts: past the account's last id before the import, stamped during it
+            # (COPY's default is each statement's time). A contact added by hand meanwhile
+            # would join the group too.
             cursor.execute(
                 "INSERT INTO addressbook_membership (group_id, contact_id) SELECT %s, id FROM addressbook_contact "
-                "WHERE account_id = %s AND id > %s AND created_at = %s ON CONFLICT DO NOTHING",
+                "WHERE account_id = %s AND id > %s AND created_at >= %s ON CONFLICT DO NOTHING",
                 [imp.group_id, imp.account_id, self._last_id_before, self._now],
             )
         return {"imported": self.imported, "updated": self.updated, "duplicates": 0}
@@ -645,9 +661,9 @@ class _FileReader:
     writes to the database, so that parsing (Python) and merging (PostgreSQL) overlap on two
     cores: at 1M rows each takes about 10 s. The thread never touches the database.
 
-    Iterating yields ``("total", estimate)`` once, ``("chunk", rows, counters)`` per chunk, then
-    ``("end", counters)`` (``counters`` as ``_rows_for`` keeps them); an exception raised while reading is raised
-    again in the caller. At most two chunks wait in the queue: memory stays flat."""
+    Iterating yields ``("total", estimate)`` once, ``("chunk", rows, numbers, counters)`` per
+    chunk, then ``("end", counters)`` (as ``_rows_for`` yields and counts them); an exception
+    raised while reading is raised again in the caller. At most two chunks wait in the queue: memory stays flat."""
 
     def __init__(self, imp: ContactImport, report: csv.writer):
         self._imp, self._report = imp, report
@@ -695,8 +711,8 @@ class _FileReader:
                 )
                 if not self._put(("total", max(0, estimate - imp.has_header))):
                     return
-                for chunk in _rows_for(imp, records, self._report, counters):
-                    if not self._put(("chunk", chunk, dict(counters))):
+                for chunk, numbers in _rows_for(imp, records, self._report, counters):
+                    if not self._put(("chunk", chunk, numbers, dict(counters))):
                         return
         except BaseException as exc:  # handed to the caller, which decides
             self._put(("error", exc))
@@ -765,6 +781,9 @@ def contact_import_run(*, import_id: int) -> ContactImport:
                     if postgres:
                         # Two imports into one account at once would both insert a new number: serialise them.
                         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7_301, imp.account_id])
+                        # The contacts' timestamps: the database's transaction time (``_ContactLoader``).
+                        cursor.execute("SELECT now()")
+                        now = cursor.fetchone()[0]
                         if imp.mode == ContactImport.Mode.CONTACTS:
                             loader = _ContactLoader(cursor, imp, now)
                     for item in reader:
@@ -776,7 +795,7 @@ def contact_import_run(*, import_id: int) -> ContactImport:
                         if item[0] == "end":
                             break
                         if loader:
-                            loader.add(item[1])
+                            loader.add(item[1], item[2])
                         else:
                             _stage(cursor, item[1])
                             if postgres:
@@ -807,7 +826,7 @@ def contact_import_run(*, import_id: int) -> ContactImport:
     imp.status = ContactImport.Status.DONE
     imp.finished_at = timezone.now()
     imp.save()
-    contact_import_search_enqueue(contact_import=imp)
+    contact_import_search_enqueue(contact_import=imp, since=now)
     return imp
 
 

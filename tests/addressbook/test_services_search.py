@@ -98,6 +98,8 @@ def test_imported_contacts_are_found_by_name_once_the_import_commits(user, djang
     existing = ContactFactory(account=user, mobile="+33698765432", last_name="Ancien", first_name="")
     untouched = ContactFactory(account=user, last_name="Zola")
     ContactSearch.objects.filter(contact=untouched).update(text=" STALE")  # not the import's: left alone
+    # Last changed before the import (in a test, the database's clock reads the test's start).
+    Contact.objects.filter(pk=untouched.pk).update(updated_at=timezone.now() - datetime.timedelta(hours=1))
     csv = "Nom;Prénom;Mobile;Email;Société\nDupré;Élodie;06 12 34 56 78;e@acme.fr;\nNouveau;;0698765432;;Café\n"
     imp = _import(user, csv, django_capture_on_commit_callbacks)
     assert (imp.status, imp.imported, imp.updated) == (ContactImport.Status.DONE, 1, 1), imp.error
