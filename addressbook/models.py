@@ -1,7 +1,6 @@
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models.functions import Lower, Now
 from django.utils.translation import gettext_lazy as _
@@ -59,25 +58,21 @@ class ContactSearch(models.Model):
     of its last name, first name, company and email, matched by word start
     (``text LIKE '% WORD%'`` per query word).
 
-    A narrow table of its own so that the trigram index is not maintained on the import's critical
+    A narrow table of its own so that the search index is not maintained on the import's critical
     path: services that change a contact rewrite its row in the same transaction
     (``services.search_index_refresh``); an import's contacts are indexed by a task queued once
     its merge commits. Deleting a contact deletes its row."""
 
     contact = models.OneToOneField(Contact, primary_key=True, on_delete=models.CASCADE, related_name="search_entry")
-    # Filtered after the trigram index (a name search is always within one account): no index of its own.
+    # Filtered after the prefix index (a name search is always within one account): no index of its own.
     account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+")
     text = models.TextField()
 
     class Meta:
         verbose_name = _("contact search text")
         verbose_name_plural = _("contact search texts")
-        indexes = [
-            # Name search: text LIKE '% WORD%' per query word through pg_trgm (extension created by
-            # migration 0004). Declared by fields + opclasses, not OpClass(): SQLite ignores both and
-            # builds a plain (unused) index instead of failing on "gin_trgm_ops".
-            GinIndex(fields=["text"], opclasses=["gin_trgm_ops"], name="addressbook_contactsearch_trgm"),
-        ]
+        # Name search on PostgreSQL: a GIN index over the words' prefixes, an expression index
+        # created by migration 0008 (``addressbook_search_prefixes(text)``).
 
     def __str__(self):
         return self.text

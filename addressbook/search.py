@@ -8,8 +8,8 @@ in Python so SQLite and PostgreSQL behave identically.
 
 The stored text is the contact's words joined by single spaces, with a leading space
 (`` DUPONT JEAN ACME JEAN DUPONT EXAMPLE COM``), so "a word starts with DUP" is
-``text LIKE '% DUP%'``; pg_trgm reads that leading space as a word boundary, so its GIN index
-only proposes rows holding a word that starts with the query word's first letters."""
+``text LIKE '% DUP%'`` (SQLite); PostgreSQL finds the same rows through a GIN index of every
+word's prefixes (``selectors.name_search_ids``, migration 0008)."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def _search_lock(account_id: int) -> None:
 def _search_upsert(account_id: int, rows: list[tuple]) -> int:
     """Write the search text of ``(id, last_name, first_name, company, email)`` contact rows:
     INSERT ... ON CONFLICT (contact_id) DO UPDATE, skipping rows whose text is unchanged (no
-    new row version, no trigram index entries). Returns the rows inserted or changed."""
+    new row version, no search index entries). Returns the rows inserted or changed."""
     if not rows:
         return 0
     ids = [row[0] for row in rows]

@@ -87,8 +87,8 @@ def test_name_search_reads_its_matches_once_for_the_page_and_the_count(user, oth
         page = selectors.contact_page(account=user, query="bern")
     assert _ids(page) == newest_first[:50]
     assert page.count_label == "70"
-    assert len(queries.captured_queries) == 2
-    assert sum("LIKE" in q["sql"].upper() for q in queries.captured_queries) == 1
+    assert len(queries.captured_queries) == 1  # the matches, their count and the page's rows at once
+    assert sum("addressbook_contactsearch" in q["sql"] for q in queries.captured_queries) == 1
     assert {c.id for c in page.object_list if c.blacklisted} == {matches[67].id}
     second = selectors.contact_page(account=user, query="bern", after=page.object_list[-1].id)
     assert _ids(second) == newest_first[50:]
@@ -103,7 +103,8 @@ def test_name_search_reads_its_matches_once_for_the_page_and_the_count(user, oth
 
 
 def test_name_search_beyond_the_count_cap_pages_through_every_match(user, monkeypatch):
-    monkeypatch.setattr(selectors, "COUNT_CAP", 60)
+    """Past the name search's count cap, the pages walk the contacts newest first instead."""
+    monkeypatch.setattr(selectors, "NAME_COUNT_CAP", 60)
     matches = ContactFactory.create_batch(130, account=user, last_name="Bernardin")
     ContactFactory.create_batch(20, account=user, last_name="Martin")
     newest_first = [c.id for c in reversed(matches)]
@@ -164,17 +165,30 @@ def test_name_search_within_a_group(user, other_user, address_book):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
-def test_name_search_reads_the_trigram_index_of_the_search_table(user, older_and_newer_accounts):
-    """30,000 search rows: the words' matches come from the GIN index on addressbook_contactsearch,
-    the contact table is not scanned."""
+def test_name_search_reads_the_prefix_index_of_the_search_table(user, older_and_newer_accounts):
+    """30,000 search rows: the words' matches come from the GIN index of word prefixes on
+    addressbook_contactsearch, exact (no recheck of the text), and the contact table is not scanned."""
     ContactFactory.create_batch(20, account=user, last_name="Bernardin")
     services.search_index_refresh(account_id=user.id)
     with connection.cursor() as cursor:
         # As VACUUM or autovacuum would: move the fresh rows from the index's pending list into it.
-        cursor.execute("SELECT gin_clean_pending_list('addressbook_contactsearch_trgm')")
+        cursor.execute("SELECT gin_clean_pending_list('addressbook_contactsearch_prefixes')")
         cursor.execute("ANALYZE addressbook_contactsearch")
-    plan = _plan(selectors.name_search_ids(account=user, query="bern paul")[: selectors.COUNT_CAP + 1])
-    assert "Bitmap Index Scan on addressbook_contactsearch_trgm" in plan, plan
+    plan = _plan(selectors.name_search_ids(account=user, query="bern paul")[: selectors.NAME_COUNT_CAP + 1])
+    assert "Bitmap Index Scan on addressbook_contactsearch_prefixes" in plan, plan
+    assert "LIKE" not in plan.upper() and "~~" not in plan, plan
     assert "addressbook_contact " not in plan, plan
     page = selectors.contact_page(account=user, query="bern paul")
     assert page.count_label == "20"
+
+
+def test_words_longer_than_the_indexed_prefixes_still_match_exactly(user):
+    """PostgreSQL's index holds prefixes of up to 12 letters: a longer query word must still be
+    compared whole (both names below share their first 12 letters)."""
+    long = ContactFactory(account=user, last_name="Schwarzenegger")
+    longer = ContactFactory(account=user, last_name="Schwarzeneggerova")
+    ContactFactory(account=user, last_name="Schwarz")
+    assert selectors.SEARCH_PREFIX_LENGTH == len("SCHWARZENEGG")
+    assert {c.id for c in selectors.contacts_search(account=user, query="schwarzenegg")} == {long.id, longer.id}
+    assert {c.id for c in selectors.contacts_search(account=user, query="schwarzeneggero")} == {longer.id}
+    assert list(selectors.contacts_search(account=user, query="schwarzeneggerx")) == []
