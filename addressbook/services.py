@@ -658,12 +658,12 @@ class _ContactLoader:
 
 class _FileReader:
     """Reads, validates and normalises an import's file in a thread of its own while the caller
-    writes to the database, so that parsing (Python) and merging (PostgreSQL) overlap on two
-    cores: at 1M rows each takes about 10 s. The thread never touches the database.
+    writes to the database, so that reading (Python) and loading (PostgreSQL) overlap on two
+    cores: at 1M rows each takes seconds. The thread never touches the database.
 
     Iterating yields ``("total", estimate)`` once, ``("chunk", rows, numbers, counters)`` per
     chunk, then ``("end", counters)`` (as ``_rows_for`` yields and counts them); an exception
-    raised while reading is raised again in the caller. At most two chunks wait in the queue: memory stays flat."""
+    raised while reading is raised again in the caller. At most two chunks wait in the queue."""
 
     def __init__(self, imp: ContactImport, report: csv.writer):
         self._imp, self._report = imp, report
